@@ -1,0 +1,38 @@
+"""dreamer: DeepDream and feature visualisation with a pretrained GoogLeNet.
+
+Public API: `dream`, `load_model`, `Network`, `DreamConfig`, the objectives
+(`layer_l2`, `channel`, `class_logit`) and the engine's `plan_octaves`.
+Heavy modules (torch, torchvision) are imported only when these are first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "dream": "dreamer.api",
+    "DreamConfig": "dreamer.config",
+    "LayerTarget": "dreamer.config",
+    "ClassTarget": "dreamer.config",
+    "load_model": "dreamer.models",
+    "Network": "dreamer.models",
+    "list_models": "dreamer.models",
+    "layer_l2": "dreamer.objectives",
+    "channel": "dreamer.objectives",
+    "class_logit": "dreamer.objectives",
+    "Objective": "dreamer.objectives",
+    "plan_octaves": "dreamer.engine",
+    "resolve_device": "dreamer.devices",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy so that `import dreamer` (and `dreamer --help`) stays instant
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dreamer' has no attribute {name!r}")

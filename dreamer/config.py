@@ -1,0 +1,274 @@
+"""Frozen, validated configuration: what to dream and how.
+
+Every config is a frozen dataclass validated in `__post_init__`; change one with
+`dataclasses.replace`. Values are plain data (no tensors, no devices) so a
+config can be printed, saved in an output's metadata and read back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "LayerTarget",
+    "ClassTarget",
+    "DreamConfig",
+    "PARAMS",
+    "TRANSFORMS",
+    "PRECISIONS",
+    "parse_layer_target",
+    "parse_class_target",
+]
+
+PARAMS = ("pixel", "fft")
+TRANSFORMS = ("none", "jitter", "standard")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+_LAYER_RE = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*)(?::(?P<channels>[^=]+))?(?:=(?P<weight>.+))?$")
+_MAX_CHANNELS_LISTED = 4096
+
+
+def _weight(text: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError("weight", text, f"a number, as in {spec.split('=')[0]}=0.5") from None
+    if not math.isfinite(value):
+        raise ConfigError("weight", text, "a finite number")
+    return value
+
+
+def _parse_channels(text: str, spec: str) -> tuple[int, ...]:
+    channels: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ConfigError(
+                "channels", part or text, "channel numbers like 97, 10,20,30 or 0-15",
+                hint=f"in layer spec {spec!r}",
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        if hi < lo:
+            raise ConfigError("channels", part, "a range low-high with low <= high")
+        if len(channels) + hi - lo + 1 > _MAX_CHANNELS_LISTED:
+            raise ConfigError("channels", text, f"at most {_MAX_CHANNELS_LISTED} channels")
+        channels.extend(range(lo, hi + 1))
+    return tuple(dict.fromkeys(channels))
+
+
+@dataclass(frozen=True)
+class LayerTarget:
+    """One layer term of the objective: a layer, optionally some of its channels, and a weight.
+
+    `layer` is the user-facing name (e.g. ``mixed4c`` or an alias, or a module path for a
+    custom network); names are resolved against a model only when the objective is built.
+    """
+
+    layer: str
+    channels: tuple[int, ...] | None = None
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layer, str) or not self.layer:
+            raise ConfigError("layer", self.layer, "a layer name such as mixed4c")
+        if self.channels is not None:
+            chans = tuple(int(c) for c in self.channels)
+            if not chans:
+                raise ConfigError("channels", self.channels, "at least one channel")
+            if any(c < 0 for c in chans):
+                raise ConfigError("channels", self.channels, "channel numbers >= 0")
+            object.__setattr__(self, "channels", chans)
+        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight):
+            raise ConfigError("weight", self.weight, "a finite number")
+        object.__setattr__(self, "weight", float(self.weight))
+
+    def __str__(self) -> str:
+        text = self.layer
+        if self.channels is not None:
+            text += ":" + _format_channels(self.channels)
+        if self.weight != 1.0:
+            text += f"={self.weight:g}"
+        return text
+
+
+def _format_channels(channels: tuple[int, ...]) -> str:
+    parts: list[str] = []
+    start = prev = channels[0]
+    for c in channels[1:] + (None,):  # type: ignore[operator]
+        if c is not None and c == prev + 1:
+            prev = c
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if c is not None:
+            start = prev = c
+    return ",".join(parts)
+
+
+def parse_layer_target(spec: str) -> LayerTarget:
+    """Parse ``mixed4c``, ``mixed4c:97``, ``mixed4c:10,20,30``, ``mixed4c:0-15`` or ``mixed5a=0.5``."""
+    m = _LAYER_RE.match(spec.strip())
+    if not m:
+        raise ConfigError(
+            "layer", spec, "NAME, NAME:CHANNELS or NAME=WEIGHT, e.g. mixed4c, mixed4c:97, mixed5a=0.5"
+        )
+    channels = _parse_channels(m.group("channels"), spec) if m.group("channels") else None
+    weight = _weight(m.group("weight"), spec) if m.group("weight") else 1.0
+    return LayerTarget(m.group("layer"), channels, weight)
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """A class-logit term of the objective: an ImageNet class name or index, and a weight."""
+
+    name: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.name, int):
+            object.__setattr__(self, "name", str(self.name))
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError("class", self.name, "an ImageNet class name or index 0-999")
+        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight):
+            raise ConfigError("weight", self.weight, "a finite number")
+        object.__setattr__(self, "weight", float(self.weight))
+
+    def __str__(self) -> str:
+        return self.name if self.weight == 1.0 else f"{self.name}={self.weight:g}"
+
+
+def parse_class_target(spec: str) -> ClassTarget:
+    """Parse ``banana``, ``954``, ``banana=0.5`` (the last ``=`` separates the weight)."""
+    name, sep, weight = spec.rpartition("=")
+    if sep and name.strip():
+        try:
+            return ClassTarget(name.strip(), float(weight))
+        except ValueError:
+            pass
+    return ClassTarget(spec.strip())
+
+
+def _check_int(name: str, value: Any, low: int, allowed: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(name, value, allowed)
+
+
+def _check_float(name: str, value: Any, allowed: str, *, low: float, strict: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = value > low if strict else value >= low
+    if not ok:
+        raise ConfigError(name, value, allowed)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(name, value, "one of " + ", ".join(choices))
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    """Everything that decides what a dream looks like, given the model and the start image.
+
+    Classic defaults (Mordvintsev et al., 2015): layer mixed4c, 4 octaves of scale 1.4,
+    10 steps per octave, step 1.5 (in 0-255 pixel units: the mean absolute change of a
+    step), jitter 32 px.
+
+    - ``param``: ``pixel`` is classic gradient ascent on pixels with octaves; ``fft`` grows
+      the image in a decorrelated-colour Fourier parameterisation with Adam (feature
+      visualisation, best from noise).
+    - ``transforms``: random changes the image must survive each step: ``none`` (just the
+      classic roll of ``jitter`` pixels), ``standard`` (roll, random scale and rotation).
+    - ``tv_weight``: total-variation penalty; ``blur``: Gaussian sigma (px) applied to the
+      gradient, both suppress high-frequency noise.
+    """
+
+    model: str = "googlenet"
+    layers: tuple[LayerTarget, ...] = (LayerTarget("mixed4c"),)
+    classes: tuple[ClassTarget, ...] = ()
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    step_size: float = 1.5
+    jitter: int = 32
+    param: str = "pixel"
+    decorrelate: bool = True
+    transforms: str = "none"
+    learning_rate: float = 0.05
+    tv_weight: float = 0.0
+    blur: float = 0.0
+    precision: str = "auto"
+    tile: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        layers = tuple(parse_layer_target(t) if isinstance(t, str) else t for t in self.layers)
+        classes = tuple(parse_class_target(t) if isinstance(t, str) else t for t in self.classes)
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "classes", classes)
+        if not layers and not classes:
+            raise ConfigError("layers", (), "at least one layer or class to dream about")
+        for t in layers:
+            if not isinstance(t, LayerTarget):
+                raise ConfigError("layers", t, "layer specs such as 'mixed4c:97=0.5'")
+        for t in classes:
+            if not isinstance(t, ClassTarget):
+                raise ConfigError("classes", t, "class specs such as 'banana' or '954=0.5'")
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError("model", self.model, "a model name such as googlenet")
+        _check_int("octaves", self.octaves, 1, "an integer >= 1")
+        _check_float("octave_scale", self.octave_scale, "a number > 1", low=1.0, strict=True)
+        _check_int("steps", self.steps, 1, "an integer >= 1")
+        _check_float("step_size", self.step_size, "a number > 0", low=0.0, strict=True)
+        _check_int("jitter", self.jitter, 0, "an integer >= 0 (pixels)")
+        _check_choice("param", self.param, PARAMS)
+        if not isinstance(self.decorrelate, bool):
+            raise ConfigError("decorrelate", self.decorrelate, "true or false")
+        _check_choice("transforms", self.transforms, TRANSFORMS)
+        _check_float("learning_rate", self.learning_rate, "a number > 0", low=0.0, strict=True)
+        _check_float("tv_weight", self.tv_weight, "a number >= 0", low=0.0, strict=False)
+        _check_float("blur", self.blur, "a number >= 0 (Gaussian sigma in pixels)", low=0.0, strict=False)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if self.tile is not None:
+            _check_int("tile", self.tile, 64, "an integer >= 64 (pixels), or unset for automatic")
+        _check_int("seed", self.seed, 0, "an integer >= 0")
+
+    def replace(self, **changes: Any) -> DreamConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (layers and classes as their text specs), e.g. for metadata or TOML."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("layers", "classes"):
+                value = [str(t) for t in value]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DreamConfig:
+        """Inverse of `to_dict`; unknown keys are a ConfigError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            from .errors import closest
+
+            key = unknown[0]
+            near = closest(key, names)
+            raise ConfigError("key", key, "a DreamConfig field", hint=f"did you mean {near[0]!r}?" if near else None)
+        data = dict(data)
+        for key in ("layers", "classes"):
+            if key in data and isinstance(data[key], (list, tuple)):
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+

@@ -1,0 +1,332 @@
+"""Images in and out: the only place Pillow meets tensors.
+
+Tensors here are float32, RGB, values in [0, 1], shaped (B, 3, H, W). Sizes are
+(height, width) everywhere except in Pillow calls, which take (width, height).
+Pure functions: nothing prints; only `save_image` writes, and it writes atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, PngImagePlugin
+
+from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "load_image", "from_pil", "to_pil",
+    "to_uint8", "resize", "parse_noise_source", "make_noise", "default_output_path",
+    "check_output_path", "save_image", "read_metadata",
+]
+
+#: Largest image `load_image` decodes unless told otherwise (about 10k x 10k).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Largest side of a `noise:WxH` source.
+MAX_NOISE_SIDE = 16384
+#: Output extension (lower case) -> Pillow format name.
+OUTPUT_FORMATS: Mapping[str, str] = MappingProxyType(
+    {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+)
+_SAVE_OPTIONS: Mapping[str, Mapping[str, object]] = MappingProxyType(
+    {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+)
+_PathLike = str | os.PathLike[str]
+_EXIF_IMAGE_DESCRIPTION = 0x010E
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_NOISE_RE = re.compile(r"(\d+)[xX](\d+)")
+# Pillow's decompression-bomb limit is a module global: it is swapped for ours while we decode.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _too_large(path: Path, count: str, limit: int) -> ImageError:
+    return ImageError(
+        f"{path} has {count}, more than the limit of {limit} pixels; "
+        "pass --max-pixels N (or max_pixels= in Python) to raise it"
+    )
+
+
+@contextlib.contextmanager
+def _open(path: _PathLike, max_pixels: int) -> Iterator[Image.Image]:
+    """Open `path` lazily (header only), refusing missing, empty, non-image and too-large files."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not an image")
+    if not path.exists():
+        raise UsageError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path} is empty (0 bytes)")
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow's check is off while reading the header: ours follows, naming the dimensions.
+        saved_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            try:
+                img = Image.open(path)
+            except Image.UnidentifiedImageError:
+                raise ImageError(f"{path} is not an image Pillow can read") from None
+            except PermissionError:
+                raise ImageError(f"cannot read {path}: permission denied") from None
+            except (OSError, SyntaxError, ValueError, EOFError) as e:
+                raise ImageError(f"{path} is truncated or corrupt: {_one_line(e)}") from None
+            with img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise _too_large(path, f"{width}x{height} = {width * height} pixels", max_pixels)
+                Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own checks while decoding frames
+                yield img
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def load_image(path: _PathLike, *, size: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
+    """Read an image file as a (1, 3, H, W) float32 RGB tensor in [0, 1] on the CPU.
+
+    Reads anything Pillow reads (the first frame of animations), turned upright by its
+    EXIF orientation. Transparent areas are flattened onto mid-grey (0.5); the result has
+    no alpha. 16-bit grayscale keeps its precision (65535 -> 1.0); 32-bit integer and float
+    images are scaled as described in `from_pil`.
+
+    `size`: scale so the longest side is `size` pixels (up or down, bicubic, antialiased).
+    `max_pixels`: refuse images with more pixels (default `DEFAULT_MAX_PIXELS`), checked
+    from the header before any pixel is decoded.
+
+    Raises `UsageError` for a missing file or a directory, and `ImageError` for an empty,
+    unreadable, truncated, corrupt or too large file.
+    """
+    if size is not None and not _is_positive_int(size):
+        raise UsageError(f"invalid size: {size!r} (a whole number of pixels, at least 1)")
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if not _is_positive_int(limit):
+        raise UsageError(f"invalid max_pixels: {max_pixels!r} (a whole number, at least 1)")
+    path = Path(path)
+    with _open(path, limit) as img:
+        try:
+            img.load()  # a full decode, so truncation shows up here and not later
+            tensor = from_pil(ImageOps.exif_transpose(img))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            count = f"{found.group(1)} pixels" if found else "too many pixels"
+            raise _too_large(path, count, limit) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(f"{path} is truncated or corrupt: {_one_line(e)}") from None
+    if size is not None:
+        height, width = tensor.shape[-2:]
+        scale = size / max(height, width)
+        tensor = resize(tensor, (max(1, round(height * scale)), max(1, round(width * scale))))
+    return tensor
+
+
+def _scale_high_bit(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1] from a 16-bit, 32-bit integer or float grayscale image."""
+    raw = np.asarray(img)
+    values = np.nan_to_num(raw.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = values.min(), values.max()
+    if img.mode.startswith("I;16") or (img.mode == "I" and low >= 0 and high <= 65535):
+        values /= 65535.0  # 16-bit data; some TIFFs and older Pillows deliver it as mode "I"
+    elif not (img.mode == "F" and low >= 0 and high <= 1) and high > low:
+        values = (values - low) / (high - low)  # other ranges are stretched to fill [0, 1]
+    gray = np.clip(values, 0.0, 1.0).astype(np.float32)
+    key = img.info.get("transparency")
+    if isinstance(key, int):  # a tRNS colour key
+        gray = np.where(raw == key, np.float32(0.5), gray)
+    return gray
+
+
+def from_pil(img: Image.Image) -> torch.Tensor:
+    """A Pillow image of any mode as a (1, 3, H, W) float32 RGB tensor in [0, 1] on the CPU.
+
+    Alpha (RGBA, LA, PA, palette or colour-key transparency) is composited over mid-grey
+    (0.5). 16-bit images are divided by 65535; mode "I" is too when its values fit 16 bits
+    and is otherwise stretched min..max to [0, 1]; mode "F" is kept when already in [0, 1]
+    and otherwise stretched the same way.
+    """
+    if img.mode in _HIGH_BIT_MODES:
+        rgb = np.repeat(_scale_high_bit(img)[:, :, None], 3, axis=2)
+    elif img.has_transparency_data:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[:, :, 3:]
+        rgb = rgba[:, :, :3] * alpha + 0.5 * (1.0 - alpha)
+    else:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) or (1, 3, H, W) tensor in [0, 1] on any device as an (H, W, 3) uint8 array.
+
+    Values are clamped to [0, 1] (NaN -> 0) and rounded: `(x * 255).round()`.
+    """
+    if tensor.dim() == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got shape {tuple(tensor.shape)}")
+    x = torch.nan_to_num(tensor.detach().float(), nan=0.0).clamp(0.0, 1.0)
+    return (x * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """A (3, H, W) or (1, 3, H, W) tensor in [0, 1] on any device as an RGB Pillow image."""
+    return Image.fromarray(to_uint8(tensor))
+
+
+def resize(tensor: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """Resize a (B, 3, H, W) float tensor to `size_hw` = (height, width), bicubic, clamped to [0, 1].
+
+    Antialiased when either side shrinks. Stays on the tensor's device.
+    """
+    height, width = size_hw
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be positive, got {size_hw}")
+    shrinking = height < tensor.shape[-2] or width < tensor.shape[-1]
+    out = F.interpolate(tensor, (height, width), mode="bicubic", align_corners=False, antialias=shrinking)
+    return out.clamp(0.0, 1.0)
+
+
+def parse_noise_source(text: str) -> tuple[int, int] | None:
+    """(height, width) for a source written `noise:WIDTHxHEIGHT`; None if `text` is not a noise source."""
+    if not text.startswith("noise:"):
+        return None
+    allowed = f"expected noise:WIDTHxHEIGHT, e.g. noise:512x512, each side 1 to {MAX_NOISE_SIDE}"
+    found = _NOISE_RE.fullmatch(text[len("noise:") :])
+    if not found:
+        raise UsageError(f"invalid noise source {text!r} ({allowed})")
+    width, height = int(found.group(1)), int(found.group(2))
+    if not (1 <= width <= MAX_NOISE_SIDE and 1 <= height <= MAX_NOISE_SIDE):
+        raise UsageError(f"invalid noise source {text!r} ({allowed})")
+    return height, width
+
+
+def make_noise(size_hw: tuple[int, int], *, seed: int, batch: int = 1, amplitude: float = 0.1) -> torch.Tensor:
+    """(batch, 3, H, W) float32 on the CPU: mid-grey 0.5 plus uniform noise in ±`amplitude`.
+
+    Clamped to [0, 1]. The same `seed` always gives the same tensor.
+    """
+    height, width = size_hw
+    if height < 1 or width < 1 or batch < 1 or amplitude < 0:
+        raise ValueError(f"bad noise request: size {size_hw}, batch {batch}, amplitude {amplitude}")
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand((batch, 3, height, width), generator=generator, dtype=torch.float32)
+    return (0.5 + amplitude * (2.0 * noise - 1.0)).clamp(0.0, 1.0)
+
+
+def default_output_path(input_path: _PathLike, suffix: str = ".dream", ext: str = ".png") -> Path:
+    """The output beside the input: `photo.jpg` -> `photo.dream.png`."""
+    path = Path(input_path)
+    return path.with_name(f"{path.stem}{suffix}{ext}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output_path(path: _PathLike, *, force: bool, inputs: Iterable[_PathLike] = ()) -> Path:
+    """Check that `path` can be written, before any work is done; return it as a Path.
+
+    Raises `UsageError` for an extension not in `OUTPUT_FORMATS`, `OutputExistsError` when it
+    is one of `inputs` or exists and not `force`, and `OutputError` when it is a directory or
+    its directory is missing or not writable.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        what = f"extension {path.suffix!r}" if path.suffix else "no extension"
+        raise UsageError(f"cannot write {path}: {what}; use one of {', '.join(OUTPUT_FORMATS)}")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise OutputExistsError(f"{path} would overwrite the input", hint="choose another output path")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} already exists", hint="pass --force to overwrite")
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
+    return path
+
+
+def _file_mode() -> int:
+    """The permissions a newly created file would get (mkstemp's are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def save_image(
+    tensor: torch.Tensor, path: _PathLike, *, metadata: Mapping[str, str] | None = None,
+    force: bool = False, inputs: Iterable[_PathLike] = (),
+) -> Path:
+    """Write a (3, H, W) or (1, 3, H, W) tensor in [0, 1] (any device) to `path`; return the path.
+
+    The format follows the extension (`OUTPUT_FORMATS`). PNG stores each `metadata` item as
+    a text chunk (see `read_metadata`); JPEG, WebP and TIFF store them as JSON in the EXIF
+    ImageDescription. The file is written to a hidden temporary file beside `path` and
+    renamed over it, so a failure leaves nothing half-written. Checks as `check_output_path`.
+    """
+    path = check_output_path(path, force=force, inputs=inputs)
+    image = to_pil(tensor)
+    fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    options = dict(_SAVE_OPTIONS.get(fmt, {}))
+    items = {str(k): str(v) for k, v in (metadata or {}).items()}
+    if items and fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        for key, value in items.items():
+            info.add_itxt(key, value)
+        options["pnginfo"] = info
+    elif items:
+        exif = Image.Exif()
+        exif[_EXIF_IMAGE_DESCRIPTION] = json.dumps(items)  # ASCII-only, as EXIF wants
+        options["exif"] = exif.tobytes()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.absolute().parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            image.save(file, format=fmt, **options)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {_one_line(e)}") from e
+        raise
+    return path
+
+
+def read_metadata(path: _PathLike) -> dict[str, str]:
+    """The metadata `save_image` stored: PNG text chunks, or the EXIF JSON of other formats."""
+    with _open(path, DEFAULT_MAX_PIXELS) as img:
+        if img.format == "PNG":
+            return {str(k): str(v) for k, v in img.text.items()}
+        description = img.getexif().get(_EXIF_IMAGE_DESCRIPTION)
+    try:
+        data = json.loads(description) if isinstance(description, str) else None
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}

@@ -1,0 +1,18 @@
+"""Models: the registry, weights, and truncated forward passes."""
+
+from .network import Network
+from .registry import get_spec, list_models, load_model
+from .spec import LayerInfo, ModelSpec
+from .weights import WeightsChoice, cache_path, parse_weights
+
+__all__ = [
+    "Network",
+    "LayerInfo",
+    "ModelSpec",
+    "WeightsChoice",
+    "cache_path",
+    "get_spec",
+    "list_models",
+    "load_model",
+    "parse_weights",
+]

@@ -1,0 +1,163 @@
+"""Obtaining weights: pretrained (torch hub cache), a local state-dict file, or seeded random."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import urllib.error
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import UsageError, WeightsError
+from .spec import ModelSpec
+
+__all__ = ["WeightsChoice", "parse_weights", "cache_path", "load_weights", "RANDOM_SEED_DEFAULT"]
+
+RANDOM_SEED_DEFAULT = 0
+
+
+class WeightsChoice:
+    """A parsed ``--weights`` value: ``pretrained``, ``random`` / ``random:SEED``, or a file path."""
+
+    def __init__(self, kind: str, path: Path | None = None, seed: int = RANDOM_SEED_DEFAULT) -> None:
+        self.kind = kind
+        self.path = path
+        self.seed = seed
+
+    def __str__(self) -> str:
+        if self.kind == "path":
+            return str(self.path)
+        if self.kind == "random":
+            return f"random:{self.seed}"
+        return self.kind
+
+
+def parse_weights(value: str | os.PathLike | None) -> WeightsChoice:
+    """Parse the user's weights choice (default ``pretrained``)."""
+    if value is None or str(value) == "pretrained":
+        return WeightsChoice("pretrained")
+    text = str(value)
+    if text == "random" or text.startswith("random:"):
+        seed_text = text.partition(":")[2] or str(RANDOM_SEED_DEFAULT)
+        if not seed_text.isdigit():
+            raise UsageError(f"invalid weights {text!r}: use random or random:SEED with SEED >= 0")
+        return WeightsChoice("random", seed=int(seed_text))
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(
+            f"weights file {text!r} does not exist",
+            hint="use --weights pretrained, --weights random, or the path of a state-dict file",
+        )
+    if path.is_dir():
+        raise UsageError(f"weights path {text!r} is a directory, not a state-dict file")
+    return WeightsChoice("path", path=path)
+
+
+def cache_path(url: str) -> Path:
+    """Where torch hub keeps (or will keep) the file downloaded from `url`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _random_init(module: nn.Module, seed: int) -> None:
+    # Kaiming init keeps activations at a usable scale through the depth of the network,
+    # so a random network behaves like a real one for tests and benchmarks.
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (1.0 / m.in_features) ** 0.5)
+                m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+        raise WeightsError(
+            f"cannot read weights file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            hint="it must be a PyTorch state dict saved with torch.save(model.state_dict(), path)",
+        ) from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"weights file {path} does not hold a state dict of tensors")
+    return obj
+
+
+def _fetch(spec: ModelSpec, progress: bool) -> dict[str, Any]:
+    if spec.fetch_pretrained is None or spec.weights_url is None:
+        raise WeightsError(f"model {spec.name!r} has no pretrained weights", hint="use --weights PATH")
+    url = spec.weights_url
+    cached = cache_path(url)
+    way_out = (
+        f"download {url} yourself and pass --weights PATH (or put it at {cached}); "
+        "--weights random gives an untrained network for trying things out"
+    )
+    try:
+        return spec.fetch_pretrained(progress)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(
+            f"could not download the pretrained {spec.name} weights from {url} "
+            f"(expected cache file {cached}): {reason}",
+            hint=way_out,
+        ) from None
+    except RuntimeError as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "hash" in text.lower():
+            what = f"the download from {url} failed its hash check ({text})"
+        else:
+            what = f"the cached weights file {cached} is corrupt or unreadable ({text}); delete it to download again"
+        raise WeightsError(what, hint=way_out) from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise WeightsError(
+            f"the cached weights file {cached} is corrupt ({type(exc).__name__}: {exc}); delete it to download again",
+            hint=way_out,
+        ) from None
+
+
+def load_weights(module: nn.Module, spec: ModelSpec, choice: WeightsChoice, *, progress: bool = False) -> None:
+    """Put the chosen weights into `module` (built by ``spec.build``), in place."""
+    if choice.kind == "random":
+        _random_init(module, choice.seed)
+        return
+    state = _fetch(spec, progress) if choice.kind == "pretrained" else _read_state_dict(choice.path)
+    source = choice.path if choice.kind == "path" else cache_path(spec.weights_url or "")
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise WeightsError(
+            f"weights in {source} do not fit {spec.name}: {first[0].strip()}",
+            hint=f"the file must be a state dict of torchvision's {spec.name}",
+        ) from None
+    # auxiliary heads are optional (fine-tuned models often drop them); everything else must match
+    missing = [k for k in result.missing_keys if not k.startswith(("aux1.", "aux2."))]
+    unexpected = list(result.unexpected_keys)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        raise WeightsError(
+            f"weights in {source} do not fit {spec.name}: {'; '.join(parts)}",
+            hint=f"the file must be a state dict of torchvision's {spec.name}",
+        )

@@ -1,0 +1,116 @@
+"""Image transforms on the device: jitter, resizing, random scale/rotate, zoom feedback, blur.
+
+All take and return (B,3,H,W) float tensors and keep the device. Random ones take a
+`torch.Generator` (on the CPU, so drawing numbers never waits for the device).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "draw_shifts",
+    "roll",
+    "resize",
+    "affine",
+    "random_scale_rotate",
+    "feedback",
+    "gaussian_blur",
+]
+
+
+def draw_shifts(generators: Sequence[torch.Generator], jitter: int) -> list[tuple[int, int]]:
+    """One random (dy, dx) in [-jitter, jitter] per image, from each image's own generator."""
+    if jitter <= 0:
+        return [(0, 0)] * len(generators)
+    return [tuple(torch.randint(-jitter, jitter + 1, (2,), generator=g).tolist()) for g in generators]  # type: ignore[misc]
+
+
+def roll(x: torch.Tensor, shifts: Sequence[tuple[int, int]], *, inverse: bool = False) -> torch.Tensor:
+    """Roll each image of the batch by its own (dy, dx) (cyclic shift); `inverse` rolls back."""
+    sign = -1 if inverse else 1
+    if len(set(shifts)) == 1:
+        dy, dx = shifts[0]
+        if dy == 0 and dx == 0:
+            return x
+        return torch.roll(x, (sign * dy, sign * dx), dims=(2, 3))
+    return torch.stack([torch.roll(x[b], (sign * dy, sign * dx), dims=(1, 2)) for b, (dy, dx) in enumerate(shifts)])
+
+
+def resize(x: torch.Tensor, size_hw: tuple[int, int], *, mode: str = "bilinear") -> torch.Tensor:
+    """Resize to (height, width); antialiased when shrinking. No clamping (details may be signed)."""
+    if tuple(x.shape[-2:]) == tuple(size_hw):
+        return x
+    shrink = size_hw[0] < x.shape[-2] or size_hw[1] < x.shape[-1]
+    return F.interpolate(x, size=size_hw, mode=mode, align_corners=False, antialias=shrink)
+
+
+def affine(
+    x: torch.Tensor,
+    *,
+    scale: float | torch.Tensor = 1.0,
+    angle_deg: float | torch.Tensor = 0.0,
+    shift: tuple[float, float] = (0.0, 0.0),
+    padding: str = "reflection",
+) -> torch.Tensor:
+    """Scale (>1 enlarges, i.e. zooms in), rotate (degrees, counter-clockwise) and shift
+    (dy, dx in pixels) about the image centre, bilinear. `scale`/`angle_deg` may be (B,) tensors."""
+    b, _, h, w = x.shape
+    scale_t = torch.as_tensor(scale, dtype=torch.float32).expand(b)
+    angle_t = torch.as_tensor(angle_deg, dtype=torch.float32).expand(b) * (math.pi / 180.0)
+    cos, sin = torch.cos(angle_t) / scale_t, torch.sin(angle_t) / scale_t
+    # affine_grid works in normalised coordinates; the aspect ratio keeps rotations rigid
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = cos
+    theta[:, 0, 1] = -sin * h / w
+    theta[:, 1, 0] = sin * w / h
+    theta[:, 1, 1] = cos
+    theta[:, 0, 2] = -2.0 * shift[1] / w
+    theta[:, 1, 2] = -2.0 * shift[0] / h
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def random_scale_rotate(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    scales: Sequence[float] = (0.95, 0.975, 1.0, 1.025, 1.05),
+    angles: Sequence[float] = tuple(range(-5, 6)),
+) -> torch.Tensor:
+    """A random scale and rotation drawn from the given choices (the same for the whole batch)."""
+    i = int(torch.randint(len(scales), (1,), generator=generator))
+    j = int(torch.randint(len(angles), (1,), generator=generator))
+    if scales[i] == 1.0 and angles[j] == 0:
+        return x
+    return affine(x, scale=scales[i], angle_deg=angles[j])
+
+
+def feedback(
+    x: torch.Tensor, *, zoom: float = 1.05, rotate: float = 0.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> torch.Tensor:
+    """The zoom-video feedback: zoom into the centre by `zoom` (>1 zooms in), rotate `rotate`
+    degrees and shift by (dy, dx) pixels; edges are reflected, values clamped to [0,1]."""
+    return affine(x, scale=zoom, angle_deg=rotate, shift=shift).clamp(0.0, 1.0)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with standard deviation `sigma` pixels (reflect padding)."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    radius_h = min(radius, x.shape[2] - 1)
+    radius_w = min(radius, x.shape[3] - 1)
+    kh = k[radius - radius_h : radius + radius_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kw = k[radius - radius_w : radius + radius_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (0, 0, radius_h, radius_h), mode="reflect"), kh / kh.sum(dim=2, keepdim=True), groups=c)
+    x = F.conv2d(F.pad(x, (radius_w, radius_w, 0, 0), mode="reflect"), kw / kw.sum(dim=3, keepdim=True), groups=c)
+    return x
