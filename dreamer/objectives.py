@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from .classes import resolve_class  # re-exported: it lives in dreamer.classes
 from .config import ClassTarget, ConfigError, LayerTarget
 
 __all__ = ["Objective", "layer_l2", "channel", "class_logit", "build_objective", "resolve_class"]
@@ -86,22 +87,6 @@ def class_logit(index: int, node: str = "fc") -> Objective:
         return acts[node][:, index].float()
 
     return Objective(fn, [node], f"logit({index})")
-
-
-def resolve_class(name: str, categories: Sequence[str]) -> int:
-    """The index of an ImageNet class given by name (case-insensitive) or number."""
-    from .errors import UnknownNameError
-
-    text = name.strip()
-    if text.isdigit():
-        index = int(text)
-        if index >= len(categories):
-            raise ConfigError("class", text, f"a class index 0-{len(categories) - 1}")
-        return index
-    lowered = [c.lower() for c in categories]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise UnknownNameError("class", text, categories, listing="dreamer classes TEXT")
 
 
 def build_objective(

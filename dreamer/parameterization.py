@@ -1,0 +1,146 @@
+"""Image parameterisations: how the image that a render optimises is represented.
+
+A parameterisation holds trainable tensors and maps them to a batch of RGB images
+(B,3,H,W) float32 in [0,1] on their device. Two are offered:
+
+- `PixelImage`: one value per pixel and channel (through the colour map below);
+- `FourierImage`: the image's 2-D Fourier coefficients, each scaled by 1/frequency, so that a
+  step of the same size moves coarse structure as much as fine detail. Plain gradient ascent
+  on pixels is dominated by high frequencies (the gradient of a CNN is); in this basis it is
+  not, which is why feature visualisations grown from noise come out as shapes rather than
+  static (Olah, Mordvintsev & Schubert, "Feature Visualization", Distill 2017).
+
+Both map their values to colours the same way: optionally "decorrelated" (each of the three
+values is a direction of the ImageNet colour covariance, so a step changes brightness and hue
+separately instead of R, G, B), then a sigmoid into [0,1].
+
+Both can start from a given image: the map is inverted so that, before any step, the
+parameterisation reproduces the start image (up to clamping into [`EPS`, 1-`EPS`]).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["Parameterization", "PixelImage", "FourierImage", "make_parameterization", "COLOR_BASIS", "EPS"]
+
+#: Columns: the principal colour directions of ImageNet photos, scaled by their standard
+#: deviations (a square root of the RGB covariance). These are the published values used by
+#: the feature-visualisation literature (Lucid's `color_correlation_svd_sqrt`).
+COLOR_BASIS = (
+    (0.26, 0.09, 0.02),
+    (0.27, 0.00, -0.05),
+    (0.27, -0.09, 0.03),
+)
+
+#: Start images are clamped into [EPS, 1-EPS] before the sigmoid is inverted: exactly 0 or 1
+#: would need infinite values, and values far into the sigmoid's flat tails barely move.
+EPS = 0.01
+
+# The Fourier image's values are divided by this before the colour map, so that spectra of a
+# few hundredths (the scale of random initialisation) give a mid-grey, faintly textured image.
+_FOURIER_GAIN = 4.0
+
+
+def _color_matrix(decorrelate: bool, device: torch.device) -> torch.Tensor:
+    if not decorrelate:
+        return torch.eye(3, device=device)
+    m = torch.tensor(COLOR_BASIS, dtype=torch.float64)
+    # normalised so the largest direction has unit length: steps keep the scale of plain RGB
+    m = m / m.norm(dim=0).max()
+    return m.to(device=device, dtype=torch.float32)
+
+
+def _to_rgb(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) unbounded values -> (B,3,H,W) RGB in [0,1] (colour map, then sigmoid)."""
+    return torch.sigmoid(torch.einsum("ij,bjhw->bihw", matrix, values))
+
+
+def _from_rgb(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Inverse of `_to_rgb` for an image in [0,1] (clamped into [EPS, 1-EPS] first)."""
+    logits = torch.logit(image.clamp(EPS, 1.0 - EPS))
+    inverse = torch.linalg.inv(matrix.double()).float()
+    return torch.einsum("ij,bjhw->bihw", inverse, logits)
+
+
+class Parameterization:
+    """Trainable tensors (`parameters`) and the images they stand for (call it)."""
+
+    def __init__(self, size_hw: tuple[int, int], batch: int) -> None:
+        self.size_hw = size_hw
+        self.batch = batch
+
+    def parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self) -> torch.Tensor:
+        """The images, (B,3,H,W) float32 in [0,1], differentiable with respect to `parameters`."""
+        raise NotImplementedError
+
+
+class PixelImage(Parameterization):
+    """One (colour-mapped, sigmoid-squashed) value per pixel and channel."""
+
+    def __init__(self, start: torch.Tensor, *, decorrelate: bool = True) -> None:
+        super().__init__(tuple(start.shape[-2:]), start.shape[0])  # type: ignore[arg-type]
+        self.matrix = _color_matrix(decorrelate, start.device)
+        self.values = _from_rgb(start.detach().float(), self.matrix).requires_grad_(True)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.values]
+
+    def __call__(self) -> torch.Tensor:
+        return _to_rgb(self.values, self.matrix)
+
+
+def _frequency_scale(size_hw: tuple[int, int], decay: float, device: torch.device) -> torch.Tensor:
+    """(H, W//2+1): 1/|f|**decay for the frequencies of `rfft2`, |f| in cycles per pixel.
+
+    The zero frequency (and anything below one cycle per image) gets the value of one cycle
+    per image instead of infinity.
+    """
+    h, w = size_hw
+    fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
+    fx = torch.fft.rfftfreq(w, device=device).view(1, -1)
+    f = torch.sqrt(fy**2 + fx**2).clamp_min(1.0 / max(h, w))
+    return f.pow(-decay)
+
+
+class FourierImage(Parameterization):
+    """The image as 2-D Fourier coefficients scaled by 1/frequency**`decay`.
+
+    Parameters: one real tensor (B,3,H,W//2+1,2) holding the complex spectrum of each
+    (colour-decorrelated) channel. The image is periodic: what leaves one edge comes in at
+    the other, so cyclic shifts (jitter) cost nothing.
+    """
+
+    def __init__(self, start: torch.Tensor, *, decorrelate: bool = True, decay: float = 1.0) -> None:
+        super().__init__(tuple(start.shape[-2:]), start.shape[0])  # type: ignore[arg-type]
+        device = start.device
+        self.matrix = _color_matrix(decorrelate, device)
+        self.scale = _frequency_scale(self.size_hw, decay, device)
+        values = _from_rgb(start.detach().float(), self.matrix) * _FOURIER_GAIN
+        spectrum = torch.fft.rfft2(values, norm="ortho") / self.scale
+        self.spectrum = torch.view_as_real(spectrum).contiguous().requires_grad_(True)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.spectrum]
+
+    def __call__(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        values = torch.fft.irfft2(spectrum, s=self.size_hw, norm="ortho") / _FOURIER_GAIN
+        return _to_rgb(values, self.matrix)
+
+
+def make_parameterization(kind: str, start: torch.Tensor, *, decorrelate: bool = True) -> Parameterization:
+    """The parameterisation `kind` ("pixel" or "fft") reproducing `start` (B,3,H,W) in [0,1].
+
+    Its tensors live on `start`'s device.
+    """
+    if start.dim() != 4 or start.shape[1] != 3:
+        raise ValueError(f"start must be (B,3,H,W), got {tuple(start.shape)}")
+    if kind == "fft":
+        return FourierImage(start, decorrelate=decorrelate)
+    if kind == "pixel":
+        return PixelImage(start, decorrelate=decorrelate)
+    raise ValueError(f"unknown parameterisation {kind!r} (pixel or fft)")

@@ -1,0 +1,1 @@
+"""Bundled dreamer presets (TOML files), installed as package data; see dreamer.presets."""
