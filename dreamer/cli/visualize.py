@@ -1,0 +1,505 @@
+"""Seeing inside the network: `dreamer activations`, `filters`, `top-images`, `occlusion`,
+`deconv` and `channels`. Each parses, loads the model once, calls `dreamer.visualize`, and
+saves PNGs with metadata. torch and the visualisations are imported inside command bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ..errors import DreamerError, UsageError
+from . import main
+from .common import load_source, open_network, parse_sources, runtime_options, warn
+from .progress import ProgressLine
+
+_output_option = click.option(
+    "--output", "-o", type=click.Path(path_type=Path),
+    help="Output PNG (or a directory when several images are given).",
+)
+_force_option = click.option("--force", "-f", is_flag=True, help="Overwrite existing outputs.")
+_size_option = click.option("--size", "-s", type=click.IntRange(min=1), help="Scale the image's longest side to N pixels first.")
+_max_pixels_option = click.option("--max-pixels", type=click.IntRange(min=1), help="Largest image accepted, in pixels [default 100M].")
+_columns_option = click.option("--columns", type=click.IntRange(min=1), help="Tiles per row [default about square].")
+
+
+def _model(flags: dict) -> str:
+    return flags.get("model") or "googlenet"
+
+
+def _check_layer(model: str, layer: str, **kwargs):
+    """Check a layer spec against the model's table before any weights are loaded; the LayerInfo."""
+    from ..models import get_spec
+    from ..visualize.layers import resolve_unit
+
+    return resolve_unit(get_spec(model), layer, **kwargs)[0]
+
+
+def _outputs(sources, output: Path | None, force: bool, suffix: str) -> list[Path]:
+    """Output path of each source (``photo.jpg`` -> ``photo<suffix>.png`` beside it), all
+    checked before any work."""
+    from ..images import OUTPUT_FORMATS, check_output_path
+
+    if output is not None and len(sources) > 1 and output.suffix.lower() in OUTPUT_FORMATS:
+        raise UsageError(
+            f"-o {output} names one file but {len(sources)} images were given",
+            hint="with several images, -o names a directory",
+        )
+    inputs = [s.path for s in sources if s.path is not None]
+    paths = []
+    for src in sources:
+        name = f"{src.stem}{suffix}.png"
+        if output is None:
+            path = (src.path.parent if src.path is not None else Path.cwd()) / name
+        elif len(sources) > 1 or output.is_dir():
+            if output.exists() and not output.is_dir():
+                raise UsageError(f"-o {output} is a file; with several images it must be a directory")
+            if not output.exists() and output.parent.is_dir():
+                output.mkdir()
+            path = output / name
+        else:
+            path = output
+        paths.append(check_output_path(path, force=force, inputs=inputs))
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise UsageError("two inputs would be written to the same output file", hint="give them different names")
+    return paths
+
+
+def _single_output(default: Path, output: Path | None, force: bool, inputs=()) -> Path:
+    from ..images import check_output_path
+
+    path = output if output is not None else default
+    if output is not None and output.is_dir():
+        path = output / default.name
+    return check_output_path(path, force=force, inputs=inputs)
+
+
+def _save(image, path: Path, network, *, source: str, force: bool, quiet: bool, config=None, **extra) -> None:
+    from ..images import save_image
+    from ..metadata import build_metadata
+
+    meta = build_metadata(
+        config, model=network.name, weights=network.weights, device=str(network.device), source=source, **extra
+    )
+    save_image(image, path, metadata=meta, force=force)
+    if not quiet:
+        click.echo(str(path))
+
+
+def _each_image(
+    texts: tuple[str, ...], suffix: str, output: Path | None, force: bool, quiet: bool,
+    size: int | None, max_pixels: int | None, flags: dict, work: Callable, check: Callable | None = None,
+) -> None:
+    """The shared loop of the one-image-at-a-time commands: check sources and outputs, load the
+    model once, then `work(network, source, image, out)` per image. With several images, a bad
+    one is reported and skipped (exit code 1 at the end)."""
+    if not texts:
+        raise UsageError("no image given", hint="give one or more image files")
+    sources = parse_sources(list(texts))
+    if check is not None:
+        check()
+    outputs = _outputs(sources, output, force, suffix)
+    network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
+    failures = 0
+    for src, out in zip(sources, outputs):
+        try:
+            image = load_source(src, size=size, seed=0, max_pixels=max_pixels)
+            work(network, src, image, out)
+        except DreamerError as exc:
+            if len(sources) == 1:
+                raise
+            failures += 1
+            click.echo(f"Error: {src.text}: {exc}", err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("images", nargs=-1, metavar="IMAGE...")
+@click.option(
+    "--layer", "-l", default="mixed4c", show_default=True, metavar="LAYER[:CH]",
+    help="Layer whose maps to show; LAYER:A-B or LAYER:A,B,C shows those channels instead of the strongest.",
+)
+@click.option("--top", "-k", type=click.IntRange(min=1), default=16, show_default=True, help="How many of the strongest channels.")
+@click.option("--by", type=click.Choice(["mean", "max"]), default="mean", show_default=True, help="Rank channels by mean or peak activation.")
+@click.option("--overlay", is_flag=True, help="Lay the maps over the photo.")
+@click.option(
+    "--normalize", type=click.Choice(["tile", "layer"]), default="tile", show_default=True,
+    help="Scale each map to its own range, or all to the layer's range.",
+)
+@click.option("--tile", type=click.IntRange(min=16), default=128, show_default=True, help="Tile size (longest side, px).")
+@_columns_option
+@_size_option
+@_max_pixels_option
+@_output_option
+@_force_option
+@runtime_options
+def activations(images, layer, top, by, overlay, normalize, tile, columns, size, max_pixels, output, force, quiet, **flags) -> None:
+    """Activation maps of a layer for IMAGE...: the K strongest channels, labelled.
+
+    Writes IMAGE.activations.LAYER.png beside each image.
+
+    \b
+    Examples:
+      dreamer activations photo.jpg --layer mixed4c --top 16
+      dreamer activations photo.jpg --layer mixed3b --overlay
+      dreamer activations photo.jpg --layer mixed4c:0-15
+    """
+    from ..config import parse_layer_target
+
+    target = parse_layer_target(layer)
+
+    def check() -> None:
+        info = _check_layer(_model(flags), target.layer, channel="none", spatial=True, what="activations")
+        if target.channels is not None:
+            _check_channels(info, target.channels)
+
+    def work(network, src, image, out) -> None:
+        from ..visualize.activations import activation_sheet
+
+        sheet, shown = activation_sheet(
+            network, image, target.layer, top=top, channels=target.channels, by=by,
+            normalize=normalize, overlay=overlay, tile=tile, columns=columns,
+        )
+        _save(
+            sheet, out, network, source=src.text, force=force, quiet=quiet, command="activations",
+            layer=network.resolve(target.layer).name, channels=shown, by=by, normalize=normalize, overlay=overlay,
+        )
+
+    from ..visualize.layers import slug
+
+    _each_image(images, f".activations.{slug(target.layer)}", output, force, quiet, size, max_pixels, flags, work, check)
+
+
+def _check_channels(info, channels) -> None:
+    from ..errors import ConfigError
+
+    if info.channels is not None:
+        bad = [c for c in channels if c >= info.channels]
+        if bad:
+            raise ConfigError("channel", bad[0], f"{info.name} has channels 0-{info.channels - 1}")
+
+
+@main.command()
+@click.option(
+    "--layer", "-l", metavar="LAYER[:N]|PATH",
+    help="Convolution to draw [default the first, conv1]; LAYER:N shows filter N per input channel; "
+    "a module path (inception4c.branch2.1) picks a convolution inside a block.",
+)
+@click.option("--tile", type=click.IntRange(min=8), default=56, show_default=True, help="Tile size (px).")
+@click.option(
+    "--normalize", type=click.Choice(["filter", "layer"]), default="filter", show_default=True,
+    help="Scale each filter by its own largest weight, or all by the layer's.",
+)
+@_columns_option
+@_output_option
+@_force_option
+@runtime_options
+def filters(layer, tile, normalize, columns, output, force, quiet, **flags) -> None:
+    """The filters (weights) of a convolution as a grid of small images.
+
+    The first layer's filters see RGB, so each is a colour image (grey = 0). Deeper
+    convolutions see many channels: pick one filter with LAYER:N to see it per input
+    channel. Writes filters.LAYER.png in the current directory.
+
+    \b
+    Examples:
+      dreamer filters
+      dreamer filters --layer conv3:5
+      dreamer filters --layer inception4c.branch2.1:0
+    """
+    from ..visualize.layers import slug
+
+    name = layer or "conv1"
+    out = _single_output(Path.cwd() / f"filters.{slug(name)}.png", output, force)
+    network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
+    from ..visualize.filters import filters_sheet
+
+    sheet, facts = filters_sheet(network, layer, tile=tile, normalize=normalize, columns=columns)
+    _save(
+        sheet, out, network, source=facts["node"], force=force, quiet=quiet, command="filters",
+        layer=facts["name"], node=facts["node"], filter=facts["channel"], shape=list(facts["shape"]), normalize=normalize,
+    )
+
+
+@main.command("top-images")
+@click.argument("folder", metavar="FOLDER")
+@click.option("--layer", "-l", required=True, metavar="LAYER:CH", help="The channel to rank images by, e.g. mixed4c:97.")
+@click.option("--top", "-k", type=click.IntRange(min=1), default=9, show_default=True, help="How many images.")
+@click.option("--size", "-s", type=click.IntRange(min=32), default=224, show_default=True, help="Scan images at N px (longest side).")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per forward pass.")
+@click.option("--recursive", "-r", is_flag=True, help="Scan subfolders too.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False), help="Activation cache folder [default ~/.cache/dreamer/activations].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the activation cache.")
+@click.option("--tile", type=click.IntRange(min=32), default=160, show_default=True, help="Tile size (px).")
+@_columns_option
+@_output_option
+@_force_option
+@runtime_options
+def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, tile, columns, output, force, quiet, **flags) -> None:
+    """The images in FOLDER that excite one channel most, with the patch that does it.
+
+    Scans every image once per layer (batched, with progress) and caches each channel's peak
+    activation, so asking about another channel of the same layer is instant and an
+    interrupted scan resumes. Writes FOLDER.top.LAYER_CH.png beside the folder.
+
+    \b
+    Examples:
+      dreamer top-images ~/Pictures/holiday --layer mixed4c:97
+      dreamer top-images photos --layer mixed4c:12 --top 16 -o top.png
+    """
+    from ..visualize.layers import slug
+    from ..visualize.top_images import list_images
+
+    target_text = layer
+    _check_layer(_model(flags), target_text, channel="required", spatial=True, what="top-images")
+    folder_path = Path(folder).expanduser()
+    paths = list_images(folder_path, recursive=recursive)
+    resolved = folder_path.resolve()
+    default = resolved.parent / f"{resolved.name or 'root'}.top.{slug(target_text)}.png"
+    out = _single_output(default, output, force)
+
+    network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
+    from ..visualize.layers import resolve_unit
+    from ..visualize.top_images import cache_file_for, default_cache_dir, scan_images, top_images_sheet
+
+    info, channel = resolve_unit(network, target_text, channel="required", spatial=True, what="top-images")
+    cache_file = None
+    if not no_cache:
+        cache_file = cache_file_for(cache_dir or default_cache_dir(), network, info.name, size, folder_path)
+    bar = ProgressLine(f"scanning {len(paths)} images", quiet=quiet)
+    scan = scan_images(
+        network, paths, info.name, size=size, batch_size=batch, cache_file=cache_file,
+        progress=lambda done, total: bar.update(done, total, f"{done}/{total}"),
+    )
+    bar.close()
+    for path, reason in scan.failed:
+        warn(f"skipped {path}: {reason}", quiet=quiet)
+    if scan.cache_error:
+        warn(scan.cache_error, quiet=quiet)
+    if not quiet and scan.reused:
+        click.echo(f"{scan.reused} of {len(scan.paths)} images from the activation cache", err=True)
+    sheet, hits = top_images_sheet(scan, channel, top=top, tile=tile, columns=columns)
+    _save(
+        sheet, out, network, source=str(resolved), force=force, quiet=quiet, command="top-images",
+        layer=info.name, channel=channel, size=size, scanned=len(scan.paths),
+        top=[{"path": str(h.path), "activation": h.value, "position": list(h.position)} for h in hits],
+    )
+
+
+@main.command()
+@click.argument("images", nargs=-1, metavar="IMAGE...")
+@click.option("--class", "-c", "class_name", metavar="NAME|INDEX", help="Class whose probability to watch.")
+@click.option("--top-class", is_flag=True, help="Watch the class the network ranks first (the default).")
+@click.option("--patch", type=click.IntRange(min=1), default=32, show_default=True, help="Side of the grey square (px).")
+@click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Step between patch positions (px).")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Occluded copies per forward pass.")
+@click.option("--plain", is_flag=True, help="Write only the heat map over the photo, at the photo's size.")
+@_size_option
+@_max_pixels_option
+@_output_option
+@_force_option
+@runtime_options
+def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, max_pixels, output, force, quiet, **flags) -> None:
+    """Slide a grey patch over IMAGE... and map how much the class probability drops.
+
+    Red: hiding that region lowers the probability (the network relies on it); blue: it
+    raises it. Writes IMAGE.occlusion.png beside each image (the photo and the map).
+
+    \b
+    Examples:
+      dreamer occlusion dog.jpg
+      dreamer occlusion dog.jpg --class pomeranian --patch 48 --stride 16
+    """
+    if class_name and top_class:
+        raise UsageError("give --class or --top-class, not both")
+
+    def check() -> None:
+        if class_name:
+            from ..models import get_spec
+            from ..objectives import resolve_class
+
+            resolve_class(class_name, get_spec(_model(flags)).categories)
+
+    def work(network, src, image, out) -> None:
+        from ..visualize.occlusion import occlusion_map, occlusion_overlay
+
+        index = None
+        if class_name:
+            from ..objectives import resolve_class
+
+            index = resolve_class(class_name, network.categories)
+        bar = ProgressLine(f"{src.stem}: occluding", quiet=quiet)
+        result = occlusion_map(
+            network, image, index, patch=patch, stride=stride, batch_size=batch,
+            progress=lambda d, t: bar.update(d, t, f"{d}/{t} positions"),
+        )
+        bar.close()
+        heat = occlusion_overlay(image, result)
+        cats = network.categories
+        label = cats[result.class_index] if result.class_index < len(cats) else str(result.class_index)
+        if plain:
+            picture = heat
+        else:
+            import torch
+
+            from ..visualize.grid import make_grid
+
+            peak = float(result.drop.max())
+            picture = make_grid(
+                torch.stack([image[0].float().cpu(), heat]),
+                labels=[f"{label}: p = {result.baseline:.3f}", f"largest drop {peak:+.3f}"],
+            )
+        _save(
+            picture, out, network, source=src.text, force=force, quiet=quiet, command="occlusion",
+            class_index=result.class_index, class_name=label, baseline=result.baseline,
+            largest_drop=float(result.drop.max()), patch=patch, stride=stride,
+            grid=[len(result.ys), len(result.xs)],
+        )
+
+    from ..visualize.layers import slug
+
+    suffix = ".occlusion" + (f".{slug(class_name)}" if class_name else "")
+    _each_image(images, suffix, output, force, quiet, size, max_pixels, flags, work, check)
+
+
+@main.command()
+@click.argument("images", nargs=-1, metavar="IMAGE...")
+@click.option("--layer", "-l", required=True, metavar="LAYER:CH", help="The unit to explain, e.g. mixed4c:97 (or logits:N for class N).")
+@click.option(
+    "--rule", type=click.Choice(["guided", "deconvnet", "gradient"]), default="guided", show_default=True,
+    help="How ReLUs pass gradient back: guided backpropagation, Zeiler & Fergus's deconvnet, or the plain gradient.",
+)
+@click.option(
+    "--position", type=click.Choice(["max", "all"]), default="max", show_default=True,
+    help="The channel's strongest position in the image, or its whole map.",
+)
+@click.option("--plain", is_flag=True, help="Write only the reconstruction, at the image's size.")
+@_size_option
+@_max_pixels_option
+@_output_option
+@_force_option
+@runtime_options
+def deconv(images, layer, rule, position, plain, size, max_pixels, output, force, quiet, **flags) -> None:
+    """What in IMAGE... drives one unit: its gradient with the ReLU backward replaced.
+
+    Writes IMAGE.deconv.LAYER_CH.png beside each image (the photo and the reconstruction;
+    grey is zero).
+
+    \b
+    Examples:
+      dreamer deconv photo.jpg --layer mixed4c:97
+      dreamer deconv photo.jpg --layer mixed3a:10 --rule deconvnet
+    """
+    from ..visualize.layers import slug
+
+    def check() -> None:
+        _check_layer(_model(flags), layer, channel="required", what="deconv")
+
+    def work(network, src, image, out) -> None:
+        from ..visualize.deconv import reconstruct
+
+        picture, facts = reconstruct(network, image, layer, rule=rule, position=position)
+        if facts["activation"] == 0:
+            warn(
+                f"{facts['name']}:{facts['channel']} does not fire on {src.text} (its strongest activation is "
+                f"{facts['activation']:.3g}), so the reconstruction is blank; try another channel "
+                f"(`dreamer activations {src.text} --layer {facts['name']}` shows the strong ones)",
+                quiet=quiet,
+            )
+        if not plain:
+            import torch
+
+            from ..visualize.grid import make_grid
+
+            where = f" at {facts['position']}" if facts["position"] else ""
+            picture = make_grid(
+                torch.stack([image[0].float().cpu(), picture]),
+                labels=[f"{facts['name']}:{facts['channel']} = {facts['activation']:.3g}{where}", f"{rule}"],
+            )
+        _save(
+            picture, out, network, source=src.text, force=force, quiet=quiet, command="deconv",
+            layer=facts["name"], channel=facts["channel"], rule=rule, position=position,
+            unit=list(facts["position"]) if facts["position"] else None, activation=facts["activation"],
+        )
+
+    _each_image(images, f".deconv.{slug(layer)}", output, force, quiet, size, max_pixels, flags, work, check)
+
+
+def _fft_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dreamer.render") is not None
+
+
+@main.command()
+@click.option("--layer", "-l", default="mixed4a", show_default=True, metavar="LAYER[:CHANNELS]", help="Layer; LAYER:A-B picks the channels.")
+@click.option("--from", "first", type=click.IntRange(min=0), default=0, show_default=True, help="First channel.")
+@click.option("--count", "-n", type=click.IntRange(min=1), default=16, show_default=True, help="How many channels.")
+@click.option("--size", "-s", type=click.IntRange(min=32), default=128, show_default=True, help="Side of each image (px).")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [default 128 for fft, 20 per octave for pixel].")
+@click.option("--param", type=click.Choice(["fft", "pixel"]), default="fft", show_default=True, help="Image parameterisation.")
+@click.option("--transforms", type=click.Choice(["none", "jitter", "standard"]), default="standard", show_default=True, help="Random transforms each step.")
+@click.option("--lr", type=float, help="Learning rate (fft) [default 0.05].")
+@click.option("--octaves", type=click.IntRange(min=1), help="Octaves (pixel) [default 2].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Channels grown at once.")
+@_columns_option
+@_output_option
+@_force_option
+@runtime_options
+def channels(layer, first, count, size, steps, param, transforms, lr, octaves, seed, batch, columns, output, force, quiet, **flags) -> None:
+    """A contact sheet of channel visualisations of a layer, each grown from noise.
+
+    Writes channels.LAYER.A-B.png in the current directory.
+
+    \b
+    Examples:
+      dreamer channels --layer mixed4a --from 0 --count 16
+      dreamer channels --layer mixed4c:97,139,465 --steps 256
+    """
+    from ..config import parse_layer_target
+    from ..visualize.layers import slug
+
+    target = parse_layer_target(layer)
+    if target.channels is not None:
+        chosen = list(target.channels)
+    else:
+        chosen = list(range(first, first + count))
+    model = _model(flags)
+    info = _check_layer(model, target.layer, channel="none", what="channels")
+    _check_channels(info, chosen)
+    if param == "fft" and not _fft_available():
+        warn("the fft parameterisation is not available in this version; using pixel", quiet=quiet)
+        param = "pixel"
+    if chosen == list(range(chosen[0], chosen[-1] + 1)):
+        span = f"{chosen[0]}-{chosen[-1]}" if len(chosen) > 1 else str(chosen[0])
+    else:
+        span = "_".join(map(str, chosen[:6])) + ("_etc" if len(chosen) > 6 else "")
+    out = _single_output(Path.cwd() / f"channels.{slug(info.name)}.{span}.png", output, force)
+
+    from ..visualize.channels import channels_config, channels_sheet, grow_channels
+
+    fields: dict = {"seed": seed, "transforms": transforms}
+    if param == "fft":
+        fields["steps"] = steps or 128
+        if lr is not None:
+            fields["learning_rate"] = lr
+    else:
+        fields["steps"] = steps or 20
+        fields["octaves"] = octaves or 2
+    config = channels_config(info.name, chosen, param=param, **fields)
+    network = open_network(model, flags.get("weights"), flags.get("device"), quiet=quiet)
+    bar = ProgressLine(f"{info.name}: {len(chosen)} channels", quiet=quiet)
+    grown = grow_channels(
+        network, info.name, chosen, size=(size, size), config=config, batch_size=batch,
+        progress=lambda d, t: bar.update(d, t, f"step {d}/{t}"),
+    )
+    bar.close()
+    sheet = channels_sheet(grown, chosen, info.name, columns=columns)
+    _save(sheet, out, network, source=f"noise:{size}x{size}", force=force, quiet=quiet, config=config,
+          command="channels", layer=info.name, channels=chosen)
