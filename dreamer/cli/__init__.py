@@ -58,6 +58,7 @@ def _register() -> None:
     from . import run  # noqa: F401  (each module adds its commands to `main`)
     from . import visualize  # noqa: F401
     from . import presets  # noqa: F401
+    from . import zoom  # noqa: F401
 
 
 _register()
