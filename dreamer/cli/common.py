@@ -19,6 +19,7 @@ __all__ = [
     "Source",
     "parse_sources",
     "open_network",
+    "check_targets",
     "warn",
 ]
 
@@ -175,6 +176,15 @@ def load_source(source: Source, *, size: int | None, seed: int, max_pixels: int 
             hw = (max(1, round(h * f)), max(1, round(w * f)))
         return make_noise(hw, seed=seed)  # type: ignore[arg-type]
     return load_image(source.path, size=size, max_pixels=max_pixels)
+
+
+def check_targets(config) -> None:
+    """Check the config's model, layer names, channels and classes against the model's spec
+    before anything is loaded: a typo is reported as a typo, not after a download."""
+    from ..models import get_spec
+    from ..objectives import build_objective
+
+    build_objective(get_spec(config.model), config.layers, config.classes)
 
 
 def open_network(model: str, weights: str | None, device: str | None, *, quiet: bool):

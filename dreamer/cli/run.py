@@ -8,7 +8,7 @@ import click
 
 from ..errors import DreamerError, UsageError
 from . import main
-from .common import config_from_flags, dream_options, load_source, open_network, parse_sources, runtime_options, warn
+from .common import check_targets, config_from_flags, dream_options, load_source, open_network, parse_sources, runtime_options, warn
 from .progress import ProgressLine
 
 
@@ -74,6 +74,7 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
     from ..images import save_image
     from ..metadata import build_metadata
 
+    check_targets(config)
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
     failures = 0
     for n, (src, out) in enumerate(zip(sources, outputs), 1):
@@ -97,7 +98,8 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
             result = dream(image, network, config, progress=report)
             bar.close()
             meta = build_metadata(
-                config, model=network.name, weights=network.weights, device=str(network.device), source=src.text
+                config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
+                size=size,
             )
             save_image(result[0].cpu(), out, metadata=meta, force=force)
             if not quiet:

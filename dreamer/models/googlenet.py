@@ -32,9 +32,9 @@ _TABLE = (
     ("mixed4c", "inception4c", 512, 16, 171, ()),
     ("mixed4d", "inception4d", 528, 16, 203, ()),
     ("mixed4e", "inception4e", 832, 16, 235, ()),
-    ("pool4", "maxpool4", 832, 32, 267, ()),
-    ("mixed5a", "inception5a", 832, 32, 331, ()),
-    ("mixed5b", "inception5b", 1024, 32, 395, ()),
+    ("pool4", "maxpool4", 832, 32, 251, ()),  # torchvision's maxpool4 is 2x2
+    ("mixed5a", "inception5a", 832, 32, 315, ()),
+    ("mixed5b", "inception5b", 1024, 32, 379, ()),
     ("logits", "fc", 1000, None, None, ("softmax2_pre_activation",)),
 )
 

@@ -116,11 +116,6 @@ class Network:
         self.spec = spec
         self.min_size = spec.min_size if spec else min_size
         self.normalize = _Normalize(mean, std).to(self.device)
-        self._layers: dict[str, LayerInfo] = {}
-        if spec is not None:
-            for info in spec.layers:
-                for key in (info.name, *info.aliases):
-                    self._layers[key.lower()] = info
 
     @classmethod
     def from_module(
@@ -161,11 +156,7 @@ class Network:
             if layer not in modules or layer == "":
                 raise UnknownNameError("layer", layer, [n for n in modules if n])
             return LayerInfo(layer, layer, None, None)
-        info = self._layers.get(layer.lower())
-        if info is None:
-            names = [i.name for i in self.spec.layers] + [a for i in self.spec.layers for a in i.aliases]
-            raise UnknownNameError("layer", layer, names, listing=f"dreamer layers --model {self.name}")
-        return info
+        return self.spec.resolve(layer)
 
     def extractor(self, nodes: Sequence[str]) -> nn.Module:
         """A module mapping (B,3,H,W) [0,1] input to {node: activation}, run only as deep as needed."""

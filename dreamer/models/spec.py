@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
+from ..errors import UnknownNameError
+
 __all__ = ["LayerInfo", "ModelSpec", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -58,3 +60,13 @@ class ModelSpec:
     fetch_pretrained: Callable[[bool], dict] | None = field(default=None, repr=False)
     categories: tuple[str, ...] = field(default=(), repr=False)
     default_layer: str = ""
+
+    def resolve(self, layer: str) -> LayerInfo:
+        """The layer called `layer` (its name or an alias, any case), known without building
+        the network; UnknownNameError with the closest names otherwise."""
+        key = layer.lower()
+        for info in self.layers:
+            if key == info.name.lower() or key in (a.lower() for a in info.aliases):
+                return info
+        names = [i.name for i in self.layers] + [a for i in self.layers for a in i.aliases]
+        raise UnknownNameError("layer", layer, names, listing=f"dreamer layers --model {self.name}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import pickle
 import urllib.error
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +81,21 @@ def _random_init(module: nn.Module, seed: int) -> None:
                 m.running_var.fill_(1.0)
 
 
+def _reason(exc: BaseException) -> str:
+    """A short one-line reason from an exception (torch's load errors run to paragraphs)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) > 120 and ". " in text:
+        text = text.split(". ", 1)[0]
+    return text
+
+
 def _read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch's weights-only unpickler raises anything (KeyError, IndexError ...) on junk
         raise WeightsError(
-            f"cannot read weights file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            f"cannot read weights file {path}: {_reason(exc)}",
             hint="it must be a PyTorch state dict saved with torch.save(model.state_dict(), path)",
         ) from None
     if isinstance(obj, dict):
@@ -113,22 +120,23 @@ def _fetch(spec: ModelSpec, progress: bool) -> dict[str, Any]:
     try:
         return spec.fetch_pretrained(progress)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
+        reason = _reason(getattr(exc, "reason", None) or exc)
         raise WeightsError(
             f"could not download the pretrained {spec.name} weights from {url} "
             f"(expected cache file {cached}): {reason}",
             hint=way_out,
         ) from None
     except RuntimeError as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = _reason(exc)
         if "hash" in text.lower():
             what = f"the download from {url} failed its hash check ({text})"
         else:
             what = f"the cached weights file {cached} is corrupt or unreadable ({text}); delete it to download again"
         raise WeightsError(what, hint=way_out) from None
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a junk cache file makes torch's unpickler raise anything
+        detail = type(exc).__name__ if _reason(exc) == type(exc).__name__ else f"{type(exc).__name__}: {_reason(exc)}"
         raise WeightsError(
-            f"the cached weights file {cached} is corrupt ({type(exc).__name__}: {exc}); delete it to download again",
+            f"the cached weights file {cached} is corrupt ({detail}); delete it to download again",
             hint=way_out,
         ) from None
 
