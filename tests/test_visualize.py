@@ -5,6 +5,8 @@ CPU, the seeded random GoogLeNet from conftest, images of 64x80 pixels.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 import torch.nn as nn
@@ -291,13 +293,16 @@ def test_plain_rule_is_the_autograd_gradient(network, image):
 def test_deconv_needs_one_channel_and_a_relu(image):
     from dreamer.models import Network
 
-    net = Network.from_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.Conv2d(4, 4, 3)))
+    def small(act: nn.Module) -> Network:
+        layers = OrderedDict(first=nn.Conv2d(3, 4, 3), act=act, last=nn.Conv2d(4, 4, 3))
+        return Network.from_module(nn.Sequential(layers))
+
+    net = small(nn.Tanh())
     with pytest.raises(DreamerError, match="did not apply"):
-        D.unit_gradient(net, image, "2:1", rule="guided")
-    grad, _ = D.unit_gradient(net, image, "2:1", rule="gradient")
+        D.unit_gradient(net, image, "last:1", rule="guided")
+    grad, _ = D.unit_gradient(net, image, "last:1", rule="gradient")
     assert grad.abs().max() > 0
-    with_relu = Network.from_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)))
-    guided, _ = D.unit_gradient(with_relu, image, "2:1", rule="guided")
+    guided, _ = D.unit_gradient(small(nn.ReLU()), image, "last:1", rule="guided")
     assert guided.shape == image.shape
 
 

@@ -67,11 +67,12 @@ def test_filters_default_and_deeper_layers(tmp_path, monkeypatch):
 
 
 def test_occlusion_and_deconv_write_pictures(photo):
-    result = run("occlusion", str(photo), "--patch", "32", "--stride", "24", "--class", "banana")
+    result = run("occlusion", str(photo), "--patch", "32", "--stride", "24", "--class", "banana", "--size", "96")
     assert result.exit_code == 0, result.output
     meta = record(photo.with_name("photo.occlusion.banana.png"))
-    assert meta["class_index"] == 954 and meta["grid"] == [3, 3]  # rows 0, 24, 32; columns 0, 24, 48
-    plain = run("occlusion", str(photo), "--patch", "64", "--plain", "-o", str(photo.with_name("o.png")))
+    # scaled to 77x96: rows 0, 24, 45; columns 0, 24, 48, 64
+    assert meta["class_index"] == 954 and meta["grid"] == [3, 4]
+    plain = run("occlusion", str(photo), "--patch", "64", "--plain", "--size", "0", "-o", str(photo.with_name("o.png")))
     assert plain.exit_code == 0, plain.output
     assert load_image(photo.with_name("o.png")).shape == (1, 3, 64, 80)
 

@@ -299,7 +299,10 @@ def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, 
 @click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Step between patch positions (px).")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Occluded copies per forward pass.")
 @click.option("--plain", is_flag=True, help="Write only the heat map over the photo, at the photo's size.")
-@_size_option
+@click.option(
+    "--size", "-s", type=click.IntRange(min=0), default=224, show_default=True,
+    help="Scale the image's longest side to N pixels first (the patch and stride are in these pixels); 0 keeps its size.",
+)
 @_max_pixels_option
 @_output_option
 @_force_option
@@ -308,7 +311,8 @@ def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, 
     """Slide a grey patch over IMAGE... and map how much the class probability drops.
 
     Red: hiding that region lowers the probability (the network relies on it); blue: it
-    raises it. Writes IMAGE.occlusion.png beside each image (the photo and the map).
+    raises it. Writes IMAGE.occlusion.png beside each image (the photo and the map). Each
+    patch position is one forward pass, so images are first scaled to 224 pixels.
 
     \b
     Examples:
@@ -326,7 +330,7 @@ def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, 
             resolve_class(class_name, get_spec(_model(flags)).categories)
 
     def work(network, src, image, out) -> None:
-        from ..visualize.occlusion import occlusion_map, occlusion_overlay
+        from ..visualize.occlusion import occlusion_map, occlusion_overlay, patch_starts
 
         index = None
         if class_name:
@@ -334,6 +338,10 @@ def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, 
 
             index = resolve_class(class_name, network.categories)
         bar = ProgressLine(f"{src.stem}: occluding", quiet=quiet)
+        h, w = image.shape[-2:]
+        positions = len(patch_starts(h, patch, stride)) * len(patch_starts(w, patch, stride))
+        if positions > 20_000:
+            warn(f"{positions} patch positions on {w}x{h} pixels will take a while; a smaller --size or larger --stride is faster", quiet=quiet)
         result = occlusion_map(
             network, image, index, patch=patch, stride=stride, batch_size=batch,
             progress=lambda d, t: bar.update(d, t, f"{d}/{t} positions"),
@@ -364,7 +372,7 @@ def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, 
     from ..visualize.layers import slug
 
     suffix = ".occlusion" + (f".{slug(class_name)}" if class_name else "")
-    _each_image(images, suffix, output, force, quiet, size, max_pixels, flags, work, check)
+    _each_image(images, suffix, output, force, quiet, size or None, max_pixels, flags, work, check)
 
 
 @main.command()
