@@ -276,7 +276,7 @@ def parse_preset(
     try:
         config = DreamConfig(**fields)
     except ConfigError as exc:
-        key = exc.field if exc.field in fields else (exc.field if exc.field in PRESET_KEYS else "layers")
+        key = exc.field if exc.field in PRESET_KEYS else "layers"
         raise _bad(source, key, exc.value, exc.allowed, exc.hint) from None
     except TypeError as exc:  # a value of a type the validation did not expect
         raise PresetError(f"{source}: {exc}") from None

@@ -24,12 +24,18 @@ from .gradients import total_variation
 from .objectives import Objective, build_objective
 from .parameterization import make_parameterization
 
-__all__ = ["render", "make_render_transform", "RENDER_SCALES", "RENDER_ANGLES"]
+__all__ = ["render", "make_render_transform", "RENDER_SCALES", "RENDER_ANGLES", "NOISE_AMPLITUDE"]
 
 #: Random scales (>1 enlarges) of the ``standard`` transforms, one drawn per image and step.
 RENDER_SCALES = tuple(1.0 + i / 40.0 for i in range(-4, 5))  # 0.9 ... 1.1
 #: Random rotations (degrees) of the ``standard`` transforms, one drawn per image and step.
 RENDER_ANGLES = tuple(float(a) for a in range(-10, 11))
+
+#: Amplitude (± around mid-grey) of the noise a render from noise should start from. A render
+#: reproduces its start exactly and nothing pulls pixel grain back out, so the ±0.1 noise of a
+#: classic dream would stay in the picture as film grain; the literature starts from a nearly
+#: uniform grey (a spectrum of a few hundredths), which this matches.
+NOISE_AMPLITUDE = 0.01
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -103,8 +109,9 @@ def render(
     `octave_scale`, `step_size` and `tile` are not used.
 
     Returns a new (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one
-    seed per image (default `config.seed` for all); each image depends only on its own seed,
-    and the same seed, start and device give the same result.
+    seed per image (default `config.seed` for all); each image depends only on its own seed.
+    On the CPU the same seed and start give the same result bit for bit; on CUDA the backward
+    pass of the rotation/scale sampling adds in a varying order, so the last bits may differ.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (B,3,H,W), got {tuple(images.shape)}")

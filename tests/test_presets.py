@@ -177,6 +177,22 @@ def test_photo_given_overrides_preset_start(tmp_path, photo, use_test_network):
     assert record["config"]["param"] == "fft"
 
 
+def test_fft_from_noise_starts_nearly_grey(tmp_path, use_test_network):
+    """A render keeps its start's grain, so `run noise:... --param fft` starts from faint noise
+    (the classic engine keeps its ±0.1). With a negligible learning rate the start comes back."""
+    from dreamer.images import load_image
+
+    stds = {}
+    for param in ("fft", "pixel"):
+        out = tmp_path / f"{param}.png"
+        args = ["run", "noise:48x48", "--param", param, "--layer", "mixed3a", "--steps", "1", "--octaves", "1",
+                "--lr", "1e-9", "--step-size", "1e-9", "--jitter", "0", "-q", "-o", str(out)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        stds[param] = float(load_image(out).std())
+    assert stds["fft"] < 0.012 and stds["pixel"] > 0.04
+
+
 def test_photo_preset_without_photo_is_a_usage_error():
     result = CliRunner().invoke(main, ["run", "--preset", "high-level"])
     assert result.exit_code == 2 and "no image given" in result.output

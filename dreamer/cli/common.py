@@ -64,7 +64,7 @@ dream_options = _options(
     ),
     click.option("--octaves", type=int, help="Number of octaves (scales) [default 4]."),
     click.option("--octave-scale", type=float, help="Size ratio between octaves, > 1 [default 1.4]."),
-    click.option("--steps", type=int, help="Gradient steps per octave [default 10]."),
+    click.option("--steps", type=int, help="Gradient steps per octave; with --param fft, steps in all [default 10]."),
     click.option("--step-size", type=float, help="Step size in 0-255 pixel units [default 1.5]."),
     click.option("--jitter", type=int, help="Random shift per step in pixels [default 32]."),
     click.option("--param", type=click.Choice(["pixel", "fft"]), help="Image parameterisation [default pixel]."),
@@ -164,8 +164,10 @@ def parse_sources(texts: tuple[str, ...] | list[str]) -> list[Source]:
     return sources
 
 
-def load_source(source: Source, *, size: int | None, seed: int, max_pixels: int | None = None):
-    """The source as a (1,3,H,W) [0,1] CPU tensor (noise is seeded by `seed`)."""
+def load_source(
+    source: Source, *, size: int | None, seed: int, max_pixels: int | None = None, noise_amplitude: float = 0.1
+):
+    """The source as a (1,3,H,W) [0,1] CPU tensor (noise is seeded by `seed`, grey ± `noise_amplitude`)."""
     from ..images import load_image, make_noise
 
     if source.is_noise:
@@ -174,7 +176,7 @@ def load_source(source: Source, *, size: int | None, seed: int, max_pixels: int 
             h, w = hw  # type: ignore[misc]
             f = size / max(h, w)
             hw = (max(1, round(h * f)), max(1, round(w * f)))
-        return make_noise(hw, seed=seed)  # type: ignore[arg-type]
+        return make_noise(hw, seed=seed, amplitude=noise_amplitude)  # type: ignore[arg-type]
     return load_image(source.path, size=size, max_pixels=max_pixels)
 
 

@@ -73,13 +73,16 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
     from ..engine import dream, plan_octaves
     from ..images import save_image
     from ..metadata import build_metadata
+    from ..render import NOISE_AMPLITUDE
 
     check_targets(config)
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
     failures = 0
     for n, (src, out) in enumerate(zip(sources, outputs), 1):
         try:
-            image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels)
+            # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.render)
+            amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
+            image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
             h, w = image.shape[-2:]
             if config.param == "pixel":
                 plan = plan_octaves((h, w), config.octaves, config.octave_scale, network.min_size)
