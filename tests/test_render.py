@@ -247,9 +247,25 @@ def test_blur_low_passes_the_gradient_only():
 def test_render_pixel_parameterisation_and_too_small(network):
     start = make_noise((48, 48), seed=0)
     before = logits(network, start)[BANANA]
-    from dreamer.render import render as render_fn
-
-    out = render_fn(start, network, fft_config(param="pixel", transforms="none", jitter=0, steps=3))
+    out = render(start, network, fft_config(param="pixel", transforms="none", jitter=0, steps=3))
     assert logits(network, out)[BANANA] > before + 0.05
     with pytest.raises(ImageError):
         render(make_noise((20, 64), seed=0), network, cheap_config())
+
+
+def test_cli_channel_from_noise(tmp_path, monkeypatch, network):
+    """`dreamer run noise:WxH --layer mixed4a:97 --param fft --transforms standard` works and records it."""
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+    from dreamer.images import read_metadata
+    from dreamer.metadata import parse_metadata
+
+    monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
+    out = tmp_path / "unit.png"
+    args = ["run", "noise:48x48", "--layer", "mixed4a:97", "--param", "fft", "--transforms", "standard",
+            "--steps", "2", "-q", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    config = parse_metadata(read_metadata(out))["config"]
+    assert config["layers"] == ["mixed4a:97"] and config["param"] == "fft" and config["transforms"] == "standard"
