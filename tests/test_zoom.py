@@ -243,12 +243,12 @@ def test_batch_equals_videos_made_one_by_one(network):
       changes a few percent of the values by up to ~1.5e-3 (0.4 of a level of 255). Allowed:
       max <= 2/255 and mean <= 1e-4.
     - whole videos: each frame is quantised and dreamed on, so a flipped rounding grows in later
-      frames. Measured: mean difference <= 0.34 levels after three dreamed frames. Allowed: mean
-      <= 1 level and max <= 16 over 3 dreamed frames. A wrong seed gives a mean difference of about
+      frames. Measured: mean difference <= 0.08 levels after two dreamed frames (0.34 after three).
+      Allowed: mean <= 1 level and max <= 16. A wrong seed gives a mean difference of about
       4 levels and another video's frames far more (both asserted at the end), so these bounds do
       catch a mixed-up batch.
     """
-    config = ZoomConfig(frames=4, dreams=(LIGHT,), zoom=(1.05, 1.1), rotate=1.0)
+    config = ZoomConfig(frames=3, dreams=(LIGHT,), zoom=(1.05, 1.1), rotate=1.0)
     videos = [ZoomVideo(smooth(10 + i), config, seed=7, index=i) for i in range(3)]
     steps = []
 
@@ -260,7 +260,7 @@ def test_batch_equals_videos_made_one_by_one(network):
     batched: dict[tuple[int, int], np.ndarray] = {}
     for f in zoom_frames(videos, network, dream=dream):
         batched[(f.video, f.index)] = f.image
-    assert [s[0].shape[0] for s in steps] == [3, 3, 3]  # really batched
+    assert [s[0].shape[0] for s in steps] == [3, 3]  # really batched
     # step by step: the same input image and seed alone gives the same float output
     for images, cfg, seeds, out in steps:
         for j, seed in enumerate(seeds):
@@ -274,17 +274,8 @@ def test_batch_equals_videos_made_one_by_one(network):
             diff = np.abs(frame.astype(int) - batched[(i, k)].astype(int))
             assert diff.mean() <= 1.0 and diff.max() <= 16, (i, k, diff.mean(), diff.max())
     wrong_seed = run_video(network, ZoomVideo(videos[0].start, config, seed=8, index=0))
-    assert np.abs(wrong_seed[3].astype(int) - batched[(0, 3)].astype(int)).mean() > 3
-    assert np.abs(batched[(0, 3)].astype(int) - batched[(1, 3)].astype(int)).mean() > 5
-
-
-def test_batched_dream_matches_single_dreams_in_float(network):
-    images = torch.cat([smooth(20 + i) for i in range(3)])
-    seeds = [frame_seed(1, i, 1) for i in range(3)]
-    together = dreamer.engine.dream(images, network, LIGHT, seeds=seeds)
-    for i in range(3):
-        alone = dreamer.engine.dream(images[i : i + 1], network, LIGHT, seeds=[seeds[i]])
-        torch.testing.assert_close(together[i : i + 1], alone, rtol=0, atol=1e-5)
+    assert np.abs(wrong_seed[2].astype(int) - batched[(0, 2)].astype(int)).mean() > 2  # measured 3.8
+    assert np.abs(batched[(0, 2)].astype(int) - batched[(1, 2)].astype(int)).mean() > 5
 
 
 # --- the command ----------------------------------------------------------------------------------

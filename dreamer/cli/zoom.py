@@ -19,11 +19,11 @@ from .progress import ProgressLine, _fmt_seconds
 KINDS = ("mp4", "gif", "webp", "frames")
 _EXTENSIONS = {"mp4": ".mp4", "gif": ".gif", "webp": ".webp", "frames": ".frames"}
 _MANIFEST_FORMAT = "dreamer zoom 1"
-# recorded in the manifest, but a resumed run may change them: they do not change any frame
-_FREE_ON_RESUME = ("fps", "device")
+# recorded in the manifest, but a resumed run may change it: it does not change any frame
+_FREE_ON_RESUME = ("fps",)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Plan:
     """One video of this call, as set up before any work."""
 
@@ -57,12 +57,14 @@ def _check_fps(fps: float) -> float:
     return fps
 
 
-def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_presets: tuple[str, ...]):
-    """The per-frame dream configs (one per cycle stage) and the video seed, from the flags.
+def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_presets: tuple[str, ...],
+                   quiet: bool):
+    """The per-frame dream configs (one per cycle stage), the video seed and the preset, from the flags.
 
     Each stage resolves default < preset < flags like `dreamer run`, except that octaves and
     steps come from the light zoom defaults unless --octaves/--steps are given: a still-image
-    preset's full dream on every frame would make a video many times slower.
+    preset's full dream on every frame would make a video many times slower. A preset's fft
+    parameterisation (which grows an image rather than dreaming on one) becomes pixel.
     """
     from ..zoom import LIGHT_DREAM
 
@@ -93,6 +95,10 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         config, preset_n = config_from_flags(variant)
         preset = preset or preset_n
         changes = {k: v for k, v in light.items() if flags.get(k) is None}
+        if config.param == "fft" and flags.get("param") is None:
+            warn(f"preset {variant.get('preset')!r} uses --param fft, which grows a picture instead of "
+                 "dreaming on one; zoom frames use --param pixel with its layers and classes", quiet=quiet)
+            changes["param"] = "pixel"
         config = config.replace(**changes)
         if check_targets is not None:
             check_targets(config)
@@ -285,10 +291,10 @@ def _interrupted(plans: list[_Plan], finished: set[int], quiet: bool) -> None:
     click.echo("Interrupted. Run the same command with --resume to continue.", err=True)
 
 
-def _plans_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size) -> list[_Plan]:
+def _plans_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size, quiet) -> list[_Plan]:
     from ..zoom import ZoomConfig, frame_seed
 
-    dreams, seed, preset = _stage_configs(flags, *cycle)
+    dreams, seed, preset = _stage_configs(flags, *cycle, quiet)
     if not texts and preset is not None and getattr(preset, "start", None):
         texts = [preset.start]
     if not texts:
@@ -303,7 +309,7 @@ def _plans_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size
     return plans
 
 
-def _plans_from_jobs(path: Path, flags, zoom_kwargs, cycle, fps, size) -> list[_Plan]:
+def _plans_from_jobs(path: Path, flags, zoom_kwargs, cycle, fps, size, quiet) -> list[_Plan]:
     from ..jobs import parse_jobs
     from ..zoom import ZoomConfig, frame_seed, parse_ramp, parse_shift
 
@@ -319,7 +325,7 @@ def _plans_from_jobs(path: Path, flags, zoom_kwargs, cycle, fps, size) -> list[_
                 job_flags["layers"], job_flags["classes"] = job.layers, job.classes
             if job.seed is not None:
                 job_flags["seed"] = job.seed
-            dreams, seed, _ = _stage_configs(job_flags, *cycle)
+            dreams, seed, _ = _stage_configs(job_flags, *cycle, quiet)
             kwargs = dict(zoom_kwargs)
             if job.frames is not None:
                 kwargs["frames"] = job.frames
@@ -420,9 +426,9 @@ def zoom(
             raise UsageError("give SOURCE... or --jobs FILE, not both")
         if output is not None or fmt is not None:
             raise UsageError("-o and --format do not apply with --jobs: each job names its output")
-        plans = _plans_from_jobs(jobs_file, flags, zoom_kwargs, cycle, fps, size)
+        plans = _plans_from_jobs(jobs_file, flags, zoom_kwargs, cycle, fps, size, quiet)
     else:
-        plans = _plans_from_sources(list(sources), flags, zoom_kwargs, cycle, output, fmt, fps, size)
+        plans = _plans_from_sources(list(sources), flags, zoom_kwargs, cycle, output, fmt, fps, size, quiet)
 
     _check_plans(plans)
     models = {d.model for p in plans for d in p.zoom.dreams}
@@ -526,7 +532,7 @@ def _run(plans: list[_Plan], todo: list[_Plan], network, *, batch_size, quiet: b
             if left == 0:
                 bar.close()
                 _finish(plan, quiet=quiet, keep_frames=keep_frames)
-                finished.add(plans.index(plan))
+                finished.add(next(n for n, p in enumerate(plans) if p is plan))
     except KeyboardInterrupt:
         bar.close()
         _interrupted(plans, finished, quiet)
