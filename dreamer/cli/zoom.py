@@ -13,7 +13,10 @@ import click
 
 from ..errors import ConfigError, DreamerError, UsageError
 from . import main
-from .common import Source, config_from_flags, dream_options, load_source, open_network, parse_sources, runtime_options, warn
+from .common import (
+    Source, check_targets, config_from_flags, dream_options, load_source, open_network, parse_sources,
+    runtime_options, warn,
+)
 from .progress import ProgressLine, _fmt_seconds
 
 KINDS = ("mp4", "gif", "webp", "frames")
@@ -84,10 +87,6 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         variants = [dict(flags, preset=name) for name in cycle_presets]
     else:
         variants = [flags]
-    try:
-        from .common import check_targets
-    except ImportError:  # older common.py: names are then checked when the model is loaded
-        check_targets = None
     light = {"octaves": LIGHT_DREAM.octaves, "steps": LIGHT_DREAM.steps}
     configs = []
     preset = None
@@ -100,8 +99,7 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
                  "dreaming on one; zoom frames use --param pixel with its layers and classes", quiet=quiet)
             changes["param"] = "pixel"
         config = config.replace(**changes)
-        if check_targets is not None:
-            check_targets(config)
+        check_targets(config)  # a typo in a layer or class is reported before the model loads
         configs.append(config)
     return tuple(configs), configs[0].seed, preset
 
@@ -205,10 +203,12 @@ def _resume_problem(old: dict[str, Any], new: dict[str, Any], done: int, ramped:
 
 
 def _prepare(plans: list[_Plan], *, force: bool, resume: bool, model: str, weights: str) -> None:
-    """Create each video's frame store; with `resume`, check its settings and load its last frame."""
+    """Create each video's frame store; with `resume`, check its settings and load its last frame.
+    The manifests are written once every video has passed its checks."""
     from ..video import frame_store_path, prepare_output
     from ..zoom import frame_to_tensor
 
+    manifests = []
     for plan in plans:
         existed = plan.output.exists() or frame_store_path(plan.output).exists()
         store = prepare_output(plan.output, force=force, resume=resume)
@@ -246,7 +246,9 @@ def _prepare(plans: list[_Plan], *, force: bool, resume: bool, model: str, weigh
                 )
             plan.start = frame_to_tensor(last)
             plan.done = min(count, plan.zoom.frames)
-        store.write_manifest(manifest)
+        manifests.append(manifest)
+    for plan, manifest in zip(plans, manifests):
+        plan.store.write_manifest(manifest)
 
 
 def _cleanup_empty(plans: list[_Plan]) -> None:
