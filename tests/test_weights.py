@@ -83,9 +83,10 @@ def test_pretrained_loads_from_the_hub_cache_without_network(attempts, state):
     assert attempts == []  # nothing was downloaded
 
 
-def test_pretrained_without_cache_fails_offline_with_a_way_out(attempts):
+def test_pretrained_without_cache_fails_offline_with_a_way_out(attempts, capsys):
     with pytest.raises(WeightsError) as info:
         load_model("googlenet", weights="pretrained")
+    assert capsys.readouterr().out == ""  # torch hub's "Downloading ..." notice is not a result
     err = info.value
     message = str(err)
     assert err.exit_code == 1
@@ -297,6 +298,7 @@ def test_cli_offline_download_failure(tmp_path, attempts):
     assert len(errors) == 1
     assert URL in errors[0] and str(cache_path(URL)) in errors[0]
     assert "--weights PATH" in result.stderr
+    assert result.stdout == ""
     assert attempts == [URL]
     assert [p.name for p in src.parent.iterdir()] == ["in.png"]  # no output, no temporary file
     assert list(cache_path(URL).parent.iterdir()) == []  # no partial download

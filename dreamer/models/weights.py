@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,9 @@ def _fetch(spec: ModelSpec, progress: bool) -> dict[str, Any]:
         "--weights random gives an untrained network for trying things out"
     )
     try:
-        return spec.fetch_pretrained(progress)
+        # torch hub announces downloads on stdout, which is for results (dreamer run prints paths)
+        with contextlib.redirect_stdout(sys.stderr):
+            return spec.fetch_pretrained(progress)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         reason = _reason(getattr(exc, "reason", None) or exc)
         raise WeightsError(
