@@ -60,10 +60,13 @@ def layer_l2(node: str, channels: Sequence[int] | None = None) -> Objective:
     The classic DeepDream objective: its gradient amplifies whatever the layer already sees.
     """
     index = None if channels is None else torch.tensor(list(channels), dtype=torch.long)
+    top = None if channels is None else max(channels)
 
     def fn(acts: Activations) -> torch.Tensor:
         a = acts[node]
         if index is not None:
+            if top >= a.shape[1]:  # custom networks: channel counts are known only now
+                raise ConfigError("channel", top, f"{node} has channels 0-{a.shape[1] - 1}")
             a = a.index_select(1, index.to(a.device))
         return a.float().pow(2).flatten(1).mean(1)
 
@@ -75,7 +78,10 @@ def channel(node: str, index: int) -> Objective:
     """Mean activation of one channel of `node` per image (Lucid's channel objective)."""
 
     def fn(acts: Activations) -> torch.Tensor:
-        return acts[node][:, index].float().flatten(1).mean(1)
+        a = acts[node]
+        if not -a.shape[1] <= index < a.shape[1]:
+            raise ConfigError("channel", index, f"{node} has channels 0-{a.shape[1] - 1}")
+        return a[:, index].float().flatten(1).mean(1)
 
     return Objective(fn, [node], f"channel({node}:{index})")
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 import dreamer
-from dreamer.config import DreamConfig, LayerTarget
+from dreamer.config import DreamConfig
 from dreamer.errors import ConfigError, UnknownNameError
 from dreamer.models import Network, get_spec, list_models
 from dreamer.objectives import build_objective
@@ -145,7 +145,7 @@ def test_layer_is_known_without_loading_the_network():
 @pytest.mark.parametrize("spec", ["mixed4c:512", "mixed4c:0-512", "mixed3a:10,256", "logits:1000"])
 def test_channel_out_of_range(network, spec):
     with pytest.raises(ConfigError) as info:
-        build_objective(network, [LayerTarget(spec.split(":")[0], DreamConfig(layers=(spec,)).layers[0].channels)])
+        build_objective(network, DreamConfig(layers=(spec,)).layers)
     assert info.value.exit_code == 2
     assert "channel" in str(info.value)
 
@@ -266,3 +266,14 @@ def test_custom_module_is_frozen_and_unchanged(image):
     dreamer.dream(image, network=Network.from_module(model), layers=["4"], octaves=1, steps=2)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
+
+
+def test_custom_module_channel_out_of_range(image):
+    net = Network.from_module(_sequential())
+    with pytest.raises(ConfigError) as info:
+        dreamer.dream(image, network=net, layers=["4:4"], octaves=1, steps=1)  # "4" has channels 0-3
+    assert "0-3" in str(info.value)
+    with pytest.raises(ConfigError):
+        dreamer.channel("4", 9)(net.extractor(["4"])(image))
+    out = dreamer.dream(image, network=net, layers=["4:3"], octaves=1, steps=1)
+    assert out.shape == image.shape
