@@ -33,6 +33,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # module paths of custom networks may start with a digit ("2", "features.10")
 _LAYER_RE = re.compile(r"^(?P<layer>\w[\w.]*)(?::(?P<channels>[^=]+))?(?:=(?P<weight>.+))?$")
 _MAX_CHANNELS_LISTED = 4096
+_MAX_SEED = 2**64 - 1
 
 
 def _weight(text: str, spec: str) -> float:
@@ -240,6 +241,8 @@ class DreamConfig:
         if self.tile is not None:
             _check_int("tile", self.tile, 64, "an integer >= 64 (pixels), or unset for automatic")
         _check_int("seed", self.seed, 0, "an integer >= 0")
+        if self.seed > _MAX_SEED:  # torch.Generator.manual_seed's limit
+            raise ConfigError("seed", self.seed, f"an integer from 0 to {_MAX_SEED}")
 
     def replace(self, **changes: Any) -> DreamConfig:
         """A copy with some fields changed (validated again)."""

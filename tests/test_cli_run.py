@@ -131,6 +131,25 @@ def test_decompression_bomb(loads, folder):
     assert _run(src, "--max-pixels", "6000", *FAST).exit_code == 0
 
 
+def test_absurd_size_is_refused_before_it_is_made(loads, folder):
+    src = _photo(folder / "a.png")  # 80x64 = 5120 pixels: within the limit
+    result = _run(src, "--size", "200", "--max-pixels", "6000", *FAST)  # 200x160 is not
+    _assert_clean_failure(result, 1, "--size 200", "200x160", "--max-pixels")
+    assert _listing(folder) == ["a.png"]
+    result = _run("noise:80x64", "--size", "100000", *FAST, "-o", folder / "n.png")
+    _assert_clean_failure(result, 1, "--size 100000", "--max-pixels")
+    assert _listing(folder) == ["a.png"]
+
+
+def test_load_source_size_matches_load_image(folder):
+    from dreamer.cli.common import Source, load_source
+
+    src = _photo(folder / "a.png", size=(200, 100))
+    got = load_source(Source(str(src), path=src), size=90, seed=0)
+    assert torch.equal(got, load_image(src, size=90))
+    assert got.shape == (1, 3, 45, 90)
+
+
 def test_unknown_layer_suggests_close_names(loads, folder):
     src = _photo(folder / "a.png")
     result = _run(src, *FAST, "--layer", "mixed4x")
@@ -161,6 +180,7 @@ def test_bad_channels(loads, folder, spec):
         ("--step-size", "0", "step_size"),
         ("--size", "0", "--size"),
         ("--seed", "-1", "seed"),
+        ("--seed", str(2**64), "seed"),
     ],
 )
 def test_bad_numbers(loads, folder, flag, value, field):

@@ -86,7 +86,7 @@ def test_defaults_are_the_classic_recipe():
     [
         ("octaves", 0), ("octaves", 1.5), ("octaves", True), ("steps", 0), ("steps", -3),
         ("octave_scale", 1.0), ("octave_scale", 0.7), ("octave_scale", math.nan), ("octave_scale", math.inf),
-        ("step_size", 0), ("step_size", -1.0), ("jitter", -1), ("jitter", 2.5), ("seed", -1),
+        ("step_size", 0), ("step_size", -1.0), ("jitter", -1), ("jitter", 2.5), ("seed", -1), ("seed", 2**64),
         ("param", "wavelet"), ("transforms", "all"), ("precision", "fp8"), ("tile", 16), ("tv_weight", -0.1),
         ("blur", -1), ("learning_rate", 0), ("decorrelate", "yes"), ("model", ""), ("layers", ()),
         ("layers", (42,)),
@@ -99,6 +99,13 @@ def test_bad_values_name_the_field(field, value):
     assert err.exit_code == 2
     assert err.field == field
     assert field in str(err)
+
+
+def test_largest_seed_works():
+    import torch
+
+    seed = DreamConfig(seed=2**64 - 1).seed
+    torch.Generator().manual_seed(seed)
 
 
 def test_classes_alone_are_enough():

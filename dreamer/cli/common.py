@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..errors import ImageError, UsageError
 
 __all__ = [
     "dream_options",
@@ -167,17 +167,33 @@ def parse_sources(texts: tuple[str, ...] | list[str]) -> list[Source]:
 def load_source(
     source: Source, *, size: int | None, seed: int, max_pixels: int | None = None, noise_amplitude: float = 0.1
 ):
-    """The source as a (1,3,H,W) [0,1] CPU tensor (noise is seeded by `seed`, grey ± `noise_amplitude`)."""
-    from ..images import load_image, make_noise
+    """The source as a (1,3,H,W) [0,1] CPU tensor (noise is seeded by `seed`, grey ± `noise_amplitude`).
+
+    The size it ends up at after `size` is held to `max_pixels` too (default `DEFAULT_MAX_PIXELS`),
+    so an absurd `--size` is refused with a message instead of exhausting memory."""
+    from ..images import DEFAULT_MAX_PIXELS, load_image, make_noise, resize
+
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+
+    def scaled(hw: tuple[int, int]) -> tuple[int, int]:
+        if size is None:
+            return hw
+        h, w = hw
+        f = size / max(h, w)
+        hw = (max(1, round(h * f)), max(1, round(w * f)))
+        if hw[0] * hw[1] > limit:
+            raise ImageError(
+                f"--size {size} would make {source.text} {hw[1]}x{hw[0]} = {hw[0] * hw[1]} pixels, "
+                f"more than the limit of {limit}; pass a smaller --size, or --max-pixels N to raise the limit"
+            )
+        return hw
 
     if source.is_noise:
-        hw = source.noise_hw
-        if size is not None:
-            h, w = hw  # type: ignore[misc]
-            f = size / max(h, w)
-            hw = (max(1, round(h * f)), max(1, round(w * f)))
-        return make_noise(hw, seed=seed, amplitude=noise_amplitude)  # type: ignore[arg-type]
-    return load_image(source.path, size=size, max_pixels=max_pixels)
+        return make_noise(scaled(source.noise_hw), seed=seed, amplitude=noise_amplitude)  # type: ignore[arg-type]
+    image = load_image(source.path, max_pixels=max_pixels)
+    if size is None:
+        return image
+    return resize(image, scaled(tuple(image.shape[-2:])))
 
 
 def check_targets(config) -> None:
