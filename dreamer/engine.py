@@ -59,9 +59,11 @@ def plan_octaves(size_hw: tuple[int, int], octaves: int, scale: float, min_size:
     """
     h, w = size_hw
     if min(h, w) < min_size:
+        # the longest side that brings the shorter one up to min_size (long, thin images need more)
+        needed = math.ceil(min_size * max(h, w) / max(1, min(h, w)))
         raise ImageError(
             f"the image is {w}x{h} pixels; the network needs at least {min_size} pixels per side",
-            hint=f"use a larger image, or --size {min_size * 4} to scale it up",
+            hint=f"use a larger image, or --size {max(needed, min_size * 4)} to scale it up",
         )
     sizes = []
     for i in range(octaves):

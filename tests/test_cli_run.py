@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,14 +199,16 @@ def test_image_too_small_for_the_octaves_uses_fewer(loads, folder):
     assert (folder / "a.dream.png").exists()
 
 
-def test_image_too_small_at_all(loads, folder):
-    src = _photo(folder / "tiny.png", size=(40, 20))
+@pytest.mark.parametrize("size", [(40, 20), (300, 20)])
+def test_image_too_small_at_all(loads, folder, size):
+    src = _photo(folder / "tiny.png", size=size)
     result = _run(src, *FAST)
-    line = _assert_clean_failure(result, 1, "40x20", "32")
-    assert "--size" in result.stderr  # says what would work
-    assert _listing(folder) == ["tiny.png"], line
-    # and what it says works
-    assert _run(src, *FAST, "--size", "128").exit_code == 0
+    _assert_clean_failure(result, 1, f"{size[0]}x{size[1]}", "32")
+    assert _listing(folder) == ["tiny.png"]
+    # it says what would work, and that works
+    found = re.search(r"--size (\d+)", result.stderr)
+    assert found, result.stderr
+    assert _run(src, *FAST, "--size", found.group(1)).exit_code == 0
 
 
 def test_output_under_a_regular_file(loads, folder):
