@@ -85,10 +85,10 @@ def make_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-def _transform_for(config: DreamConfig, generator: torch.Generator):
+def _transform_for(config: DreamConfig, generators: Sequence[torch.Generator]):
     if config.transforms != "standard":
         return None
-    return lambda x: T.random_scale_rotate(x, generator)
+    return lambda x: T.random_scale_rotate(x, generators)
 
 
 def dream(
@@ -129,7 +129,7 @@ def dream(
             network,
             objective,
             tv_weight=config.tv_weight,
-            transform=_transform_for(config, generators[0]),
+            transform=_transform_for(config, generators),
             precision=config.precision,
             tile=config.tile,
         )

@@ -77,17 +77,26 @@ def affine(
 
 def random_scale_rotate(
     x: torch.Tensor,
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
     *,
     scales: Sequence[float] = (0.95, 0.975, 1.0, 1.025, 1.05),
     angles: Sequence[float] = tuple(range(-5, 6)),
 ) -> torch.Tensor:
-    """A random scale and rotation drawn from the given choices (the same for the whole batch)."""
-    i = int(torch.randint(len(scales), (1,), generator=generator))
-    j = int(torch.randint(len(angles), (1,), generator=generator))
-    if scales[i] == 1.0 and angles[j] == 0:
+    """A random scale and rotation per image, drawn from the given choices with each image's own
+    generator (so an image in a batch is transformed as it would be alone)."""
+    if len(generators) != x.shape[0]:
+        raise ValueError(f"{len(generators)} generators for a batch of {x.shape[0]}")
+    picks = [
+        (scales[int(torch.randint(len(scales), (1,), generator=g))], angles[int(torch.randint(len(angles), (1,), generator=g))])
+        for g in generators
+    ]
+    if all(s == 1.0 and a == 0 for s, a in picks):
         return x
-    return affine(x, scale=scales[i], angle_deg=angles[j])
+    return affine(
+        x,
+        scale=torch.tensor([s for s, _ in picks], dtype=torch.float32),
+        angle_deg=torch.tensor([a for _, a in picks], dtype=torch.float32),
+    )
 
 
 def feedback(

@@ -137,6 +137,17 @@ def test_batch_equals_each_image_alone(network):
     assert (other[0] - both[1]).abs().max().item() > 0.05
 
 
+def test_batch_with_random_scale_rotate_equals_each_image_alone(network):
+    # each image draws its own scale and angle from its own seed, as it would alone
+    images = _batch(7, batch=2)
+    config = FAST.replace(octaves=1, jitter=8, transforms="standard")
+    both = dream(images, network, config, seeds=[3, 4])
+    first = dream(images[:1], network, config, seeds=[3])
+    second = dream(images[1:], network, config, seeds=[4])
+    torch.testing.assert_close(both[0], first[0], atol=2e-3, rtol=0)
+    torch.testing.assert_close(both[1], second[0], atol=2e-3, rtol=0)
+
+
 # --- octave planning ----------------------------------------------------------------------
 
 
