@@ -288,12 +288,10 @@ class ZoomFrame:
 DreamFn = Callable[..., torch.Tensor]
 
 
-def _group_key(video: ZoomVideo, frame: int, position: int) -> tuple:
-    config = video.config.dream_at(frame)
-    # `standard` transforms draw one random scale/rotation for the whole batch (from the first
-    # image's generator), so a batch would not equal its videos made one by one: keep them apart.
-    alone = position if config.transforms == "standard" else -1
-    return (video.size, config, alone)
+def _group_key(video: ZoomVideo, frame: int) -> tuple:
+    # every random draw (jitter, scale, rotation) comes from each video's own seed, so videos of
+    # one size and one dream setting can share a batch
+    return (video.size, video.config.dream_at(frame))
 
 
 def zoom_frames(
@@ -331,10 +329,10 @@ def zoom_frames(
         groups: dict[tuple, list[int]] = {}
         for i, video in enumerate(videos):
             if position[i] < video.config.frames:
-                groups.setdefault(_group_key(video, position[i], i), []).append(i)
+                groups.setdefault(_group_key(video, position[i]), []).append(i)
         if not groups:
             return
-        for (_, config, _), members in groups.items():
+        for (_, config), members in groups.items():
             step = batch_size or len(members)
             for lo in range(0, len(members), step):
                 chunk = members[lo : lo + step]

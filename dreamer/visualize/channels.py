@@ -59,12 +59,12 @@ def grow_channels(
     `config` chooses how (default `channels_config` with ``param="fft"``); its layers are only
     recorded, the objective is each image's own channel. Channel c starts from noise seeded
     by ``config.seed + c`` and uses that seed for its transforms, so with ``param="fft"`` its
-    picture is the same whatever else is grown beside it (the pixel engine draws the random
-    scale/rotation of ``transforms="standard"`` once per batch, so there it is not).
+    picture is the same whatever else is grown beside it (in both parameterisations).
     `progress(done, total)` counts steps over all batches.
     """
     from ..engine import dream
     from ..images import make_noise
+    from ..render import NOISE_AMPLITUDE
 
     info, _ = resolve_unit(network, layer, channel="none", what="channels")
     channels = [int(c) for c in channels]
@@ -82,7 +82,9 @@ def grow_channels(
     per_batch: list[int] = []
     for n, group in enumerate(batches):
         seeds = [config.seed + c for c in group]
-        start = torch.cat([make_noise(size, seed=s) for s in seeds])
+        # fft renders keep their start noise as grain: start them from faint noise
+        amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
+        start = torch.cat([make_noise(size, seed=s, amplitude=amplitude) for s in seeds])
         objective = channel_batch_objective(info.node, group)
 
         def report(p, n=n) -> None:
