@@ -56,6 +56,7 @@ def main() -> None:
 
 def _register() -> None:
     from . import run  # noqa: F401  (each module adds its commands to `main`)
+    from . import bench  # noqa: F401
     from . import visualize  # noqa: F401
     from . import presets  # noqa: F401
     from . import zoom  # noqa: F401

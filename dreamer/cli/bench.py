@@ -1,0 +1,129 @@
+"""`dreamer bench`: the classic reference loop and dreamer's engine, timed side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import OutputError, UsageError
+from . import main
+
+_CASE_NAMES = ("frame512", "still1080", "batch16", "still4k")
+
+
+def _split_cases(values: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for value in values:
+        names.extend(part.strip() for part in value.split(",") if part.strip())
+    return names
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write atomically: a temporary file beside `path`, then a rename."""
+    import json
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: {folder} is not a directory")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@main.command()
+@click.option("--device", "-d", metavar="auto|cpu|cuda[:N]|mps", help="Device [default auto].")
+@click.option(
+    "--cases", "cases", multiple=True, metavar="NAME[,NAME...]",
+    help=f"Cases to run: {', '.join(_CASE_NAMES)} [default: all; on a CPU only frame512].",
+)
+@click.option("--repeats", "-r", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per side (the median is reported).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed runs per side first.")
+@click.option("--layer", "-l", default="mixed4c", show_default=True, help="Layer both sides dream about.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="Dreamer's precision (the reference is always fp32).")
+@click.option("--tile", type=click.IntRange(min=64), help="Dreamer's tile size in pixels [default automatic].")
+@click.option("--size-scale", type=click.FloatRange(min=0.01, max=4.0), help="Multiply every case's image size by this.")
+@click.option("--tiny", is_flag=True, help="CI-sized: 96-px images, 2 octaves x 2 steps, 1 run, no warm-up.")
+@click.option("--weights", "-w", default="random", show_default=True, metavar="random[:SEED]|pretrained|PATH", help="Weights (random: no download; speed is the same).")
+@click.option("--no-memory", is_flag=True, help="Skip the extra run per side that measures peak memory.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results to this JSON file.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the table.")
+def bench(
+    device: str | None,
+    cases: tuple[str, ...],
+    repeats: int,
+    warmup: int,
+    layer: str,
+    precision: str,
+    tile: int | None,
+    size_scale: float | None,
+    tiny: bool,
+    weights: str,
+    no_memory: bool,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Time the classic DeepDream loop and dreamer's engine side by side.
+
+    The reference is the 2015 recipe written plainly (eager fp32, batch 1, BatchNorm as built,
+    forward truncated at the layer, roll jitter, step / mean |g|); dreamer is the engine as
+    `dreamer run` uses it. Same inputs, layer, weights, octaves and steps; warm-up excluded,
+    medians of --repeats runs, the device synchronised before each clock reading.
+
+    \b
+    Cases (octaves x steps):
+      frame512   one 512x512 zoom-video frame (1 x 10)
+      still1080  a 1920x1080 still (4 x 10)
+      batch16    16 frames of 512x512 in one batch (1 x 10); the reference runs
+                 one frame at batch 1 and is scaled x16 (single-frame throughput)
+      still4k    a 3840x2160 still (4 x 10)
+
+    \b
+    Examples:
+      dreamer bench                          # all cases on the GPU (frame512 on a CPU)
+      dreamer bench --device cpu --cases frame512 --repeats 5 --json cpu.json
+      dreamer bench --tiny                   # seconds: checks that everything runs
+    """
+    if json_path is not None and json_path.exists() and json_path.is_dir():
+        raise UsageError(f"--json {json_path} is a directory; give a file name")
+    if json_path is not None and not (json_path.parent if str(json_path.parent) else Path(".")).is_dir():
+        raise UsageError(f"--json {json_path}: the folder {json_path.parent} does not exist")
+
+    from ..bench import format_table, run_bench, scale_case, select_cases, tiny_case
+    from ..devices import resolve_device
+    from ..models import load_model
+
+    dev = resolve_device(device or "auto")
+    selected = select_cases(_split_cases(cases), dev)
+    if size_scale is not None:
+        selected = [scale_case(c, size_scale) for c in selected]
+    if tiny:
+        selected = [tiny_case(c) for c in selected]
+        repeats, warmup = 1, 0
+    network = load_model("googlenet", weights=weights, device=dev, progress=not quiet)
+    network.resolve(layer)  # an unknown layer fails here, before any work
+
+    def progress(text: str) -> None:
+        if not quiet:
+            click.echo(f"  {text}", err=True)
+
+    result = run_bench(
+        network, selected, layer=layer, repeats=repeats, warmup=warmup, precision=precision,
+        tile=tile, measure_memory=not no_memory, on_progress=progress,
+    )
+    click.echo(format_table(result))
+    if json_path is not None:
+        _write_json(json_path, result.to_dict())
+        if not quiet:
+            click.echo(f"wrote {json_path}", err=True)

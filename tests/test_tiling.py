@@ -1,0 +1,280 @@
+"""Tiled gradients: exact agreement with the untiled ones, layout, budgets, out-of-memory retry."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from dreamer import tiling
+from dreamer.config import DreamConfig, parse_layer_target
+from dreamer.engine import dream, make_generators
+from dreamer.errors import DreamerError
+from dreamer.gradients import EagerGradient, make_gradient_fn
+from dreamer.models import Network
+from dreamer.objectives import build_objective
+from dreamer.transforms import random_scale_rotate
+
+# Tiled and untiled gradients differ only in the order float32 sums are taken (halo overlaps
+# are added tile by tile; the objective's mean is a sum of per-tile parts): measured ~4e-7 of
+# max |g|. 1e-5 leaves room for other CPUs' kernels while any real error (a missing halo, a
+# misaligned crop, a wrong per-tile weight) is 1e-3 to 1.
+GRAD_TOL = 1e-5
+
+
+def _objective(network, *specs: str):
+    return build_objective(network, [parse_layer_target(s) for s in specs])
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture
+def wide():
+    """A smooth (2,3,100,132) batch: two images, sides that are not multiples of the stride."""
+    g = torch.Generator().manual_seed(99)
+    coarse = torch.rand(2, 3, 7, 9, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(100, 132), mode="bilinear", align_corners=False)
+
+
+# -- layout ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size_hw,core,halo,stride", [((100, 132), 32, 48, 16), ((1080, 1920), 512, 112, 16), ((70, 33), 16, 8, 8)])
+def test_tile_cores_partition_the_image(size_hw, core, halo, stride):
+    h, w = size_hw
+    tiles = tiling.plan_tiles(size_hw, core, halo, stride)
+    owner = torch.zeros(h, w, dtype=torch.int32)
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        owner[y0:y1, x0:x1] += 1
+        for edge, end in ((y0, h), (y1, h), (x0, w), (x1, w)):
+            assert edge % stride == 0 or edge == end  # cores meet on the stride grid
+        by0, by1, bx0, bx1 = t.box
+        assert (by0, bx0) == (max(0, y0 - halo), max(0, x0 - halo))
+        assert (by1, bx1) == (min(h, y1 + halo), min(w, x1 + halo))
+        assert y1 - y0 <= core + stride and x1 - x0 <= core + stride
+    assert bool((owner == 1).all())
+
+
+def test_layout_halo_covers_the_receptive_field(network):
+    layout = tiling.layout_for(network, _objective(network, "mixed4c"))
+    assert layout.stride == 16 and layout.receptive_field == network.resolve("mixed4c").receptive_field
+    assert layout.halo % layout.stride == 0
+    assert layout.halo >= layout.receptive_field / 2 + layout.stride
+    assert 2 * layout.halo >= layout.receptive_field  # neighbouring tiles overlap by more than one field
+    mixed = tiling.layout_for(network, _objective(network, "mixed3a", "mixed4a=0.5"))
+    assert mixed.strides == {"inception3a": 8, "inception4a": 16} and mixed.stride == 16
+
+
+def test_global_and_custom_layers_are_not_tiled(network):
+    from dreamer.objectives import class_logit
+
+    assert tiling.layout_for(network, class_logit(3)) is None
+    custom = Network.from_module(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
+    assert tiling.layout_for(custom, build_objective(custom, [parse_layer_target("1")])) is None
+
+
+# -- exactness ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "specs,tile",
+    [(("mixed3a",), 32), (("conv2",), 32), (("mixed4c",), 64), (("mixed3a", "mixed4a:3,7=0.5"), 48)],
+)
+def test_tiled_gradient_equals_untiled(network, wide, specs, tile):
+    if "mixed4c" in specs:
+        wide = wide[:1]  # deep layer: one image keeps the test quick
+    objective = _objective(network, *specs)
+    want_g, want_s = EagerGradient(network.extractor(objective.nodes), objective)(wide)
+    fn = make_gradient_fn(network, objective, precision="fp32", tile=tile)
+    got_g, got_s = fn(wide)
+    layout = fn.layout
+    assert fn.last_tiles == len(tiling.plan_tiles(tuple(wide.shape[-2:]), tile, layout.halo, layout.stride)) > 1
+    assert _rel(got_g, want_g) < GRAD_TOL
+    assert torch.allclose(got_s, want_s, rtol=GRAD_TOL)
+
+
+def test_a_halo_too_small_is_caught(network, wide):
+    # the check above can fail: with one stride of halo, tiles miss part of the receptive field
+    objective = _objective(network, "mixed3a")
+    want, _ = EagerGradient(network.extractor(objective.nodes), objective)(wide)
+    fn = make_gradient_fn(network, objective, precision="fp32", tile=32)
+    fn.layout = dataclasses.replace(fn.layout, halo=fn.layout.stride)
+    got, _ = fn(wide)
+    assert _rel(got, want) > 1e-3
+
+
+def test_tiled_fast_path_with_transform_and_tv_equals_untiled(network, wide):
+    objective = _objective(network, "mixed3a")
+
+    def make(tile):
+        gens = make_generators([5])
+        return make_gradient_fn(
+            network, objective, precision="auto", tile=tile, tv_weight=0.5,
+            transform=lambda x: random_scale_rotate(x, gens),
+        )
+
+    untiled, tiled = make(None), make(32)
+    one = wide[:1]
+    for _ in range(2):  # the same random scale/rotation sequence on both sides
+        want_g, want_s = untiled(one)
+        got_g, got_s = tiled(one)
+        assert tiled.last_tiles > 1
+        assert _rel(got_g, want_g) < GRAD_TOL
+        assert torch.allclose(got_s, want_s, rtol=GRAD_TOL)
+
+
+def test_tiled_and_untiled_dreams_agree(network, wide):
+    # 2 octaves x 2 steps: differences of ~1e-7 in a gradient move pixels by ~1e-9; clamping
+    # at 0 and 1 cannot amplify them. 1e-5 (0.003 of one 8-bit level) is far below visible.
+    config = DreamConfig(layers=("mixed3a",), octaves=2, steps=2, jitter=8, precision="fp32", seed=1)
+    one = wide[:1]
+    untiled = dream(one, network, config)
+    tiled = dream(one, network, config.replace(tile=64))
+    assert float((tiled - untiled).abs().max()) < 1e-5
+    assert float((tiled - one).abs().mean()) > 1e-3  # and both really dreamed
+
+
+def test_the_network_never_sees_the_whole_image_when_tiled(network, wide):
+    objective = _objective(network, "mixed3a")
+    fn = make_gradient_fn(network, objective, precision="fp32", tile=32)
+    seen = []
+    def record(_m, inputs, _out):
+        if inputs[0].device.type != "meta":  # (shape-only passes that size the output are free)
+            seen.append(tuple(inputs[0].shape[-2:]))
+
+    handle = network.module.conv1.register_forward_hook(record)
+    try:
+        fn(wide)
+    finally:
+        handle.remove()
+    assert len(seen) == fn.last_tiles
+    halo = fn.layout.halo
+    assert all(h <= 32 + 8 + 2 * halo and w <= 32 + 8 + 2 * halo for h, w in seen)
+    assert (100, 132) not in seen
+
+
+def test_tiles_make_no_float64_copies(network, wide):
+    from torch.overrides import TorchFunctionMode
+
+    big = wide[:1].numel()
+    dtypes = set()
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.numel() >= big:
+                dtypes.add(out.dtype)
+            return out
+
+    fn = make_gradient_fn(network, _objective(network, "mixed3a"), precision="auto", tile=32)
+    with Watch():
+        grad, _ = fn(wide)
+    assert grad.dtype == torch.float32
+    assert torch.float64 not in dtypes and torch.float32 in dtypes
+
+
+# -- budget and out-of-memory ------------------------------------------------------------------
+
+
+def test_small_budget_tiles_and_stays_exact(network, wide):
+    objective = _objective(network, "mixed3a")
+    one = wide[:1]
+    fn = make_gradient_fn(network, objective, precision="fp32")
+    want, _ = fn(one)
+    assert fn.last_tiles == 1  # fits the machine's budget
+    fn = make_gradient_fn(network, objective, precision="fp32")
+    bpp = tiling.probe_bytes_per_pixel(fn.forward)
+    fn.budget = tiling.estimate_bytes(bpp, 1, (112, 112))  # room for a 48 px core and its halo
+    got, _ = fn(one)
+    assert fn.cores[(1, 100, 132)] == 48 and fn.last_tiles == 9
+    assert _rel(got, want) < GRAD_TOL
+
+
+def test_memory_budget_is_positive_and_bounded():
+    budget = tiling.memory_budget(torch.device("cpu"))
+    assert 0 < budget
+    info = tiling._meminfo()
+    if info:
+        assert budget <= info["MemTotal"] // 2 + 1
+
+
+class _OomAbove:
+    """Wraps a Forward: raises torch.OutOfMemoryError for inputs with more than `limit` pixels."""
+
+    def __init__(self, forward, limit: int, error=torch.OutOfMemoryError) -> None:
+        self.forward = forward
+        self.limit = limit
+        self.error = error
+        self.sizes: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.forward, name)
+
+    def __call__(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        if x.shape[-2] * x.shape[-1] > self.limit:
+            raise self.error("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+        return self.forward(x)
+
+
+def _oom_gradient(network, objective, limit, **kwargs):
+    from dreamer import fast
+
+    forward = _OomAbove(fast.prepare_forward(network, objective.nodes, "fp32"), limit, **kwargs)
+    whole = fast.FastGradient(forward, objective)
+    layout = tiling.layout_for(network, objective)
+    return tiling.TiledGradient(whole, forward, objective, layout, budget=2**40), forward
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, RuntimeError])
+def test_out_of_memory_retries_with_smaller_tiles(network, wide, error):
+    objective = _objective(network, "mixed3a")
+    want, want_s = EagerGradient(network.extractor(objective.nodes), objective)(wide)
+    fn, forward = _oom_gradient(network, objective, limit=100 * 100, error=error)
+    got, got_s = fn(wide)  # whole image (100x132): OOM; then 64 px cores (boxes <= 84x104) fit
+    assert fn.last_tiles > 1 and fn.cores[(2, 100, 132)] == 64
+    assert all(h * w <= 100 * 100 for h, w in forward.sizes[-fn.last_tiles:])
+    assert _rel(got, want) < GRAD_TOL and torch.allclose(got_s, want_s, rtol=GRAD_TOL)
+    # the size that worked is remembered: the next step goes straight to it
+    calls = len(forward.sizes)
+    fn(wide)
+    assert len(forward.sizes) - calls == fn.last_tiles
+
+
+def test_out_of_memory_at_the_smallest_tile_is_a_clean_error(network, wide):
+    objective = _objective(network, "mixed4c")
+    fn, _ = _oom_gradient(network, objective, limit=1)
+    with pytest.raises(DreamerError, match="out of memory") as info:
+        fn(wide)
+    assert info.value.exit_code == 1 and info.value.hint
+
+
+def test_out_of_memory_in_a_dream_is_never_a_crash(network, wide, monkeypatch, tmp_path):
+    # through the engine and the CLI's error mapping: exit code 1 and a message, no traceback
+    from click.testing import CliRunner
+
+    from dreamer import fast
+    from dreamer.cli import main
+
+    real = fast.Forward.__call__
+
+    def starved(self, x):
+        if x.shape[-2] * x.shape[-1] > 100 * 100:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, x)
+
+    monkeypatch.setattr(fast.Forward, "__call__", starved)
+    config = DreamConfig(layers=("mixed3a",), octaves=1, steps=1, jitter=0, seed=2)
+    out = dream(wide, network, config)  # tiles small enough to pass exist: it just works
+    assert out.shape == wide.shape
+    monkeypatch.setattr(fast.Forward, "__call__", lambda self, x: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
+    out_png = tmp_path / "x.png"
+    result = CliRunner().invoke(main, ["run", "noise:96x80", "--weights", "random", "--device", "cpu",
+                                       "--octaves", "1", "--steps", "1", "-o", str(out_png), "-q"])
+    assert result.exit_code == 1, result.output
+    assert "out of memory" in result.output and "Traceback" not in result.output
+    assert not out_png.exists()
