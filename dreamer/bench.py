@@ -278,7 +278,16 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
+        model = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        model = line.partition(":")[2].strip()
+                        break
+        except OSError:
+            pass
+        return f"{model}, {os.cpu_count()} logical CPUs"
     return device.type
 
 

@@ -29,7 +29,6 @@ __all__ = [
     "resolve_precision",
     "fold_batchnorm",
     "conv_bn_pairs",
-
     "Forward",
     "prepare_forward",
     "FastGradient",
@@ -139,14 +138,17 @@ def fold_batchnorm(module: nn.Module, *, protected: Sequence[str] = (), inplace:
     The BatchNorm is replaced by `nn.Identity`, so module paths and forward code are unchanged;
     outputs agree with the original to float rounding. The original is never modified unless
     `inplace`. Only valid in eval mode (running statistics), which is how networks are dreamed.
+    The number of BatchNorms folded is left in the result's `folded_batchnorms` attribute.
     """
     target = module if inplace else copy.deepcopy(module)
     target.eval()
-    for conv_path, bn_path in conv_bn_pairs(target, protected=protected):
+    pairs = conv_bn_pairs(target, protected=protected)
+    for conv_path, bn_path in pairs:
         _fold_into(target.get_submodule(conv_path), target.get_submodule(bn_path))
         parent_path, _, name = bn_path.rpartition(".")
         parent = target.get_submodule(parent_path) if parent_path else target
         setattr(parent, name, nn.Identity())
+    target.folded_batchnorms = len(pairs)  # type: ignore[assignment]
     return target
 
 
@@ -276,9 +278,8 @@ def prepare_forward(network, nodes: Sequence[str], precision: str) -> Forward:
     if hit is not None and hit[0] == version:
         return hit[1]
     base = network.extractor(nodes)
-    protected = _protected_paths(base)
-    pairs = len(conv_bn_pairs(base, protected=protected))
-    extractor = fold_batchnorm(base, protected=protected)
+    extractor = fold_batchnorm(base, protected=_protected_paths(base))
+    pairs = extractor.folded_batchnorms
     channels_last = device.type in ("cpu", "cuda")
     if channels_last:
         extractor = extractor.to(memory_format=torch.channels_last)
@@ -331,8 +332,11 @@ class GraphedGradient:
     """Replays a CUDA graph of `inner` captured once per input shape (one per octave size).
 
     The caller's jitter roll happens before, outside the graph; the graph reads a static input
-    buffer and writes static outputs, which are cloned so results stay valid after the next
-    replay. If capture fails (an objective that copies from the host, an op that syncs), graphs
+    buffer and writes static outputs, which are cloned at once so results stay valid after the
+    next replay. The graphs of all shapes share one memory pool (they are replayed one at a
+    time on one stream, no graph reads another's memory, and every output is cloned before
+    another graph runs), so the octaves of a dream hold the memory of the largest, not of all.
+    If capture fails (an objective that copies from the host, an op that syncs), graphs
     are switched off and `inner` runs eagerly; the reason is kept in `failure`. Out-of-memory
     errors are re-raised so that tiling can take over. On other devices it just calls `inner`.
     """
@@ -343,6 +347,9 @@ class GraphedGradient:
         self.warmup = warmup
         self.failure: BaseException | None = None
         self._graphs: OrderedDict = OrderedDict()
+        self._pool = None
+        #: inputs on this kind of device are graphed; others go straight to `inner`
+        self.device_type = "cuda"
 
     @property
     def graphs(self) -> int:
@@ -350,7 +357,7 @@ class GraphedGradient:
         return len(self._graphs)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.failure is not None or x.device.type != "cuda":
+        if self.failure is not None or x.device.type != self.device_type:
             return self.inner(x)
         key = (tuple(x.shape), x.dtype, str(x.device))
         entry = self._graphs.get(key)
@@ -361,33 +368,52 @@ class GraphedGradient:
         else:
             self._graphs.move_to_end(key)
         graph, static_in, static_grad, static_score = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_grad.clone(), static_score.clone()
+        with _on_device(x.device):
+            static_in.copy_(x)
+            graph.replay()
+            return static_grad.clone(), static_score.clone()
 
     def _capture(self, key, x: torch.Tensor):
-        static_in = torch.empty_like(x, memory_format=torch.contiguous_format).copy_(x)
-        try:
-            # warm up on a side stream (lazy initialisation, cudnn autotuning) as CUDA graphs require
-            side = torch.cuda.Stream(device=x.device)
-            side.wait_stream(torch.cuda.current_stream(x.device))
-            with torch.cuda.stream(side):
-                for _ in range(self.warmup):
-                    self.inner(static_in)
-            torch.cuda.current_stream(x.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with self.inner.forward.context(), torch.cuda.graph(graph):
-                static_grad, static_score = self.inner(static_in)
-        except Exception as exc:
-            if is_oom(exc):
-                raise torch.OutOfMemoryError(f"out of memory while capturing a CUDA graph: {exc}") from exc
-            self.failure = exc
-            return None
+        with _on_device(x.device):  # graphs capture on the current device: make it x's
+            static_in = torch.empty_like(x, memory_format=torch.contiguous_format).copy_(x)
+            try:
+                if self._pool is None:
+                    self._pool = _new_pool()
+                with self.inner.forward.context():
+                    graph, (static_grad, static_score) = _capture_graph(self.inner, static_in, self._pool, self.warmup)
+            except Exception as exc:
+                if is_oom(exc):
+                    raise torch.OutOfMemoryError(f"out of memory while capturing a CUDA graph: {exc}") from exc
+                self.failure = exc
+                return None
         entry = (graph, static_in, static_grad, static_score)
         self._graphs[key] = entry
         while len(self._graphs) > self.max_graphs:
             self._graphs.popitem(last=False)
         return entry
+
+
+def _on_device(device: torch.device):
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _new_pool():
+    return torch.cuda.graph_pool_handle()
+
+
+def _capture_graph(fn: Callable, static_in: torch.Tensor, pool, warmup: int):
+    """(graph, outputs): `fn(static_in)` captured in a CUDA graph whose replay rewrites `outputs`."""
+    # warm up on a side stream first (lazy initialisation, cudnn autotuning), as graphs require
+    side = torch.cuda.Stream(device=static_in.device)
+    side.wait_stream(torch.cuda.current_stream(static_in.device))
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn(static_in)
+    torch.cuda.current_stream(static_in.device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        outputs = fn(static_in)
+    return graph, outputs
 
 
 # ---------------------------------------------------------------------------------------------

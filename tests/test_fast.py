@@ -268,6 +268,66 @@ def test_graphed_gradient_passes_through_off_cuda(network, image):
     assert graphed.graphs == 0 and graphed.failure is None
 
 
+class _StandInGraph:
+    """Plays torch.cuda.CUDAGraph on the CPU: replay re-runs the captured call and writes its
+    results into the same output tensors, as replaying a real graph does."""
+
+    def __init__(self, fn, static_in, outputs) -> None:
+        self.fn, self.static_in, self.outputs = fn, static_in, outputs
+
+    def replay(self) -> None:
+        for out, new in zip(self.outputs, self.fn(self.static_in)):
+            out.copy_(new)
+
+
+def test_graphed_gradient_bookkeeping_with_a_stand_in_graph(network, image, monkeypatch):
+    captured = []
+
+    def capture(fn, static_in, pool, warmup):
+        outputs = fn(static_in)
+        captured.append(tuple(static_in.shape))
+        return _StandInGraph(fn, static_in, outputs), outputs
+
+    monkeypatch.setattr(fast, "_capture_graph", capture)
+    monkeypatch.setattr(fast, "_new_pool", object)
+    objective = _objective(network, "mixed3a")
+    inner = fast.FastGradient(fast.prepare_forward(network, objective.nodes, "fp32"), objective)
+    graphed = fast.GraphedGradient(inner, max_graphs=2)
+    graphed.device_type = "cpu"
+    a, b = image, torch.roll(image, 9, dims=3)
+    small = torch.nn.functional.interpolate(image, size=(48, 64), mode="bilinear")
+    ga, sa = graphed(a)
+    gb, sb = graphed(b)  # same shape: a replay with new contents
+    assert captured == [(1, 3, 64, 80)]
+    assert torch.equal(ga, inner(a)[0]) and torch.equal(gb, inner(b)[0])  # results are copies:
+    assert not torch.equal(ga, gb)  # the replay for b did not overwrite a's result
+    graphed(small)
+    graphed(a)
+    graphed(torch.rand(1, 3, 40, 40))  # a third shape evicts the least recently used (small)
+    assert captured == [(1, 3, 64, 80), (1, 3, 48, 64), (1, 3, 40, 40)] and graphed.graphs == 2
+    graphed(small)
+    assert len(captured) == 4 and graphed.failure is None
+
+    def refuse(*args):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(fast, "_capture_graph", refuse)
+    fresh = fast.GraphedGradient(inner)
+    fresh.device_type = "cpu"
+    got, _ = fresh(a)  # capture fails: eager, correct, and graphs stay off
+    assert torch.equal(got, inner(a)[0]) and isinstance(fresh.failure, RuntimeError)
+
+    def starve(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(fast, "_capture_graph", starve)
+    fresh = fast.GraphedGradient(inner)
+    fresh.device_type = "cpu"
+    with pytest.raises(torch.OutOfMemoryError):  # for tiling to catch, not swallowed
+        fresh(a)
+    assert fresh.failure is None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graphs_replay_the_eager_result(network, image):
     net = Network(copy.deepcopy(network.module), name="googlenet", weights="random:0", spec=network.spec).to("cuda")
