@@ -246,6 +246,10 @@ class CaseResult:
         d["case"]["size_hw"] = list(self.case.size_hw)
         steps = self.case.octaves * self.case.steps
         d["speedup"] = self.speedup
+        # per-run ratios of the alternating runs: less sensitive to load that comes and goes
+        d["speedup_paired_median"] = statistics.median(
+            r / o for r, o in zip(self.reference_runs_ms, self.dreamer_runs_ms) if o > 0
+        ) if self.dreamer_runs_ms else None
         d["reference_ms_per_step"] = self.reference_ms / steps
         d["dreamer_ms_per_step"] = self.dreamer_ms / steps
         return d

@@ -29,6 +29,7 @@ def test_bench_runs_tiny_and_writes_json(tmp_path):
     for case in data["cases"]:
         assert case["reference_ms"] > 0 and case["dreamer_ms"] > 0
         assert case["speedup"] == pytest.approx(case["reference_ms"] / case["dreamer_ms"])
+        assert case["speedup_paired_median"] == pytest.approx(case["speedup"])  # one run each
         assert max(case["case"]["size_hw"]) <= 96
         assert case["dreamer_path"]["path"] == "fast"
     batch = data["cases"][1]
