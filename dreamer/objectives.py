@@ -7,6 +7,7 @@ image, shape (B,). Objectives add, subtract and scale:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -54,20 +55,26 @@ class Objective:
         return f"Objective({self.name})"
 
 
+@functools.lru_cache(maxsize=64)
+def _channel_index(channels: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    # made once per device: no host-to-device copy inside the step loop (or a CUDA graph)
+    return torch.tensor(channels, dtype=torch.long, device=device)
+
+
 def layer_l2(node: str, channels: Sequence[int] | None = None) -> Objective:
     """Mean of squared activations of `node` (over the chosen channels, or all) per image.
 
     The classic DeepDream objective: its gradient amplifies whatever the layer already sees.
     """
-    index = None if channels is None else torch.tensor(list(channels), dtype=torch.long)
-    top = None if channels is None else max(channels)
+    chosen = None if channels is None else tuple(int(c) for c in channels)
+    top = None if chosen is None else max(chosen)
 
     def fn(acts: Activations) -> torch.Tensor:
         a = acts[node]
-        if index is not None:
+        if chosen is not None:
             if top >= a.shape[1]:  # custom networks: channel counts are known only now
                 raise ConfigError("channel", top, f"{node} has channels 0-{a.shape[1] - 1}")
-            a = a.index_select(1, index.to(a.device))
+            a = a.index_select(1, _channel_index(chosen, a.device))
         return a.float().pow(2).flatten(1).mean(1)
 
     label = node if channels is None else f"{node}:{','.join(map(str, channels))}"
