@@ -22,14 +22,6 @@ from dreamer.visualize import occlusion as O
 from dreamer.visualize.labels import text_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the test machine's cores are shared: one thread per process is several times faster there
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # ---------------------------------------------------------------------------- grids and labels
 
 

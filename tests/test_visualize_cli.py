@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from dreamer.cli import main
 from dreamer.images import load_image, read_metadata, save_image
 from dreamer.metadata import parse_metadata
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

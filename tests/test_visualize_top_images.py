@@ -14,13 +14,6 @@ from dreamer.visualize import top_images as T
 from dreamer.visualize.layers import feature_maps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _picture(seed: int, hw: tuple[int, int]) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import dreamer.engine
 from dreamer import transforms as T
-from dreamer.config import DreamConfig, LayerTarget
+from dreamer.config import DreamConfig
 from dreamer.errors import ConfigError
 from dreamer.video import read_frames
 from dreamer.zoom import (

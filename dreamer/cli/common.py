@@ -19,6 +19,7 @@ __all__ = [
     "Source",
     "parse_sources",
     "open_network",
+    "each_source",
     "check_targets",
     "warn",
 ]
@@ -203,6 +204,24 @@ def check_targets(config) -> None:
     from ..objectives import build_objective
 
     build_objective(get_spec(config.model), config.layers, config.classes)
+
+
+def each_source(sources: list[Source], outputs: list[Path], work: Callable[[int, Source, Path], None]) -> None:
+    """Run `work(number, source, output)` for each source (numbered from 1). With several
+    sources a failing one is reported and the others still run; the exit code is then 1."""
+    from ..errors import DreamerError
+
+    failures = 0
+    for n, (src, out) in enumerate(zip(sources, outputs), 1):
+        try:
+            work(n, src, out)
+        except DreamerError as exc:
+            if len(sources) == 1:
+                raise
+            failures += 1
+            click.echo(f"Error: {src.text}: {exc}", err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
 
 
 def open_network(model: str, weights: str | None, device: str | None, *, quiet: bool):

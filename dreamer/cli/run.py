@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import DreamerError, UsageError
+from ..errors import UsageError
 from . import main
-from .common import check_targets, config_from_flags, dream_options, load_source, open_network, parse_sources, runtime_options, warn
+from .common import check_targets, config_from_flags, each_source, dream_options, load_source, open_network, parse_sources, runtime_options, warn
 from .progress import ProgressLine
 
 
@@ -77,46 +77,40 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
 
     check_targets(config)
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
-    failures = 0
-    for n, (src, out) in enumerate(zip(sources, outputs), 1):
-        try:
-            # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.render)
-            amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
-            image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
-            h, w = image.shape[-2:]
-            if config.param == "pixel":
-                plan = plan_octaves((h, w), config.octaves, config.octave_scale, network.min_size)
-                if plan.dropped:
-                    warn(
-                        f"{src.text} ({w}x{h}) is too small for {config.octaves} octaves of scale "
-                        f"{config.octave_scale:g}; using {len(plan.sizes)}",
-                        quiet=quiet,
-                    )
-            label = f"[{n}/{len(sources)}] {src.stem}" if len(sources) > 1 else src.stem
-            bar = ProgressLine(label, quiet=quiet)
 
-            def report(p, bar=bar):
-                bar.update(p.done, p.total, f"octave {p.octave + 1}/{p.octaves} step {p.step + 1}/{p.steps}")
+    def work(n: int, src, out: Path) -> None:
+        # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.render)
+        amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
+        image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
+        h, w = image.shape[-2:]
+        if config.param == "pixel":
+            plan = plan_octaves((h, w), config.octaves, config.octave_scale, network.min_size)
+            if plan.dropped:
+                warn(
+                    f"{src.text} ({w}x{h}) is too small for {config.octaves} octaves of scale "
+                    f"{config.octave_scale:g}; using {len(plan.sizes)}",
+                    quiet=quiet,
+                )
+        label = f"[{n}/{len(sources)}] {src.stem}" if len(sources) > 1 else src.stem
+        bar = ProgressLine(label, quiet=quiet)
 
-            result = dream(image, network, config, progress=report)
-            bar.close()
-            meta = build_metadata(
-                config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
-                size=size,
-            )
-            save_image(result[0].cpu(), out, metadata=meta, force=force)
-            if not quiet:
-                click.echo(str(out))
-            del result
-            if network.device.type == "cuda":
-                torch.cuda.empty_cache()
-        except DreamerError as exc:
-            if len(sources) == 1:
-                raise
-            failures += 1
-            click.echo(f"Error: {src.text}: {exc}", err=True)
-    if failures:
-        raise click.exceptions.Exit(1)
+        def report(p) -> None:
+            bar.update(p.done, p.total, f"octave {p.octave + 1}/{p.octaves} step {p.step + 1}/{p.steps}")
+
+        result = dream(image, network, config, progress=report)
+        bar.close()
+        meta = build_metadata(
+            config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
+            size=size,
+        )
+        save_image(result[0].cpu(), out, metadata=meta, force=force)
+        if not quiet:
+            click.echo(str(out))
+        del result
+        if network.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    each_source(sources, outputs, work)
 
 
 @main.command()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import DreamerError, UsageError
+from ..errors import UsageError
 from . import main
-from .common import load_source, open_network, parse_sources, runtime_options, warn
+from .common import each_source, load_source, open_network, parse_sources, runtime_options, warn
 from .progress import ProgressLine
 
 _output_option = click.option(
@@ -101,18 +101,11 @@ def _each_image(
         check()
     outputs = _outputs(sources, output, force, suffix)
     network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
-    failures = 0
-    for src, out in zip(sources, outputs):
-        try:
-            image = load_source(src, size=size, seed=0, max_pixels=max_pixels)
-            work(network, src, image, out)
-        except DreamerError as exc:
-            if len(sources) == 1:
-                raise
-            failures += 1
-            click.echo(f"Error: {src.text}: {exc}", err=True)
-    if failures:
-        raise click.exceptions.Exit(1)
+
+    def one(_n: int, src, out: Path) -> None:
+        work(network, src, load_source(src, size=size, seed=0, max_pixels=max_pixels), out)
+
+    each_source(sources, outputs, one)
 
 
 # ----------------------------------------------------------------------------------------------

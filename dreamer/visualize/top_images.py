@@ -296,7 +296,6 @@ def scan_images(
             todo.append((p, stamps[p]))
     reused = len(stamps) - len(todo)
     extractor = network.extractor([node]) if todo else None
-    device = network.device
     cache_error = None
     done = 0
     batches = 0
