@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 PARAMS = ("pixel", "fft")
-TRANSFORMS = ("none", "jitter", "standard")
+TRANSFORMS = ("none", "standard")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # module paths of custom networks may start with a digit ("2", "features.10")

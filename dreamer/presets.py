@@ -61,7 +61,7 @@ _COMMENTS = {
     "jitter": "random shift per step, pixels",
     "param": 'image parameterisation: "pixel" (classic DeepDream) or "fft" (Fourier, for growing from noise)',
     "decorrelate": "fft: optimise decorrelated colours rather than R, G, B",
-    "transforms": '"none"/"jitter" (shift only) or "standard" (shift, random scale and rotation)',
+    "transforms": '"none" (only the jitter shift) or "standard" (shift, random scale and rotation)',
     "learning_rate": "fft: Adam learning rate",
     "tv_weight": "total-variation penalty (smoother images), >= 0",
     "blur": "Gaussian blur sigma (pixels) of each step's gradient, >= 0",

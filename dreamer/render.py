@@ -47,7 +47,7 @@ def _draw(generator: torch.Generator, n: int) -> int:
 def make_render_transform(kind: str, jitter: int, generators: Sequence[torch.Generator]) -> Transform:
     """The random transform applied (differentiably) before every forward pass.
 
-    - ``none`` and ``jitter``: a cyclic shift of up to `jitter` pixels each way;
+    - ``none``: only a cyclic shift of up to `jitter` pixels each way;
     - ``standard``: that shift, then a random scale (`RENDER_SCALES`) and rotation
       (`RENDER_ANGLES`) about the centre, then a small second shift (a quarter of `jitter`),
       so the rescaled pixel grid does not line up with the network's strides.

@@ -116,8 +116,8 @@ def test_standard_transform_is_seeded_per_image(image):
     assert min(RENDER_SCALES) < 1 < max(RENDER_SCALES) and min(RENDER_ANGLES) < 0 < max(RENDER_ANGLES)
 
 
-def test_jitter_transform_only_shifts(image):
-    t = make_render_transform("jitter", 5, [torch.Generator().manual_seed(0)])
+def test_none_transform_only_shifts(image):
+    t = make_render_transform("none", 5, [torch.Generator().manual_seed(0)])
     out = t(image)
     assert out.shape == image.shape
     # a cyclic shift keeps every pixel value

@@ -70,7 +70,7 @@ dream_options = _options(
     click.option("--jitter", type=int, help="Random shift per step in pixels [default 32]."),
     click.option("--param", type=click.Choice(["pixel", "fft"]), help="Image parameterisation [default pixel]."),
     click.option(
-        "--transforms", type=click.Choice(["none", "jitter", "standard"]),
+        "--transforms", type=click.Choice(["none", "standard"]),
         help="Random transforms each step: standard adds scale and rotation [default none].",
     ),
     click.option("--tv", type=float, help="Total-variation penalty weight [default 0]."),

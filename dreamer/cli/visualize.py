@@ -444,7 +444,7 @@ def _fft_available() -> bool:
 @click.option("--size", "-s", type=click.IntRange(min=32), default=128, show_default=True, help="Side of each image (px).")
 @click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [default 128 for fft, 20 per octave for pixel].")
 @click.option("--param", type=click.Choice(["fft", "pixel"]), default="fft", show_default=True, help="Image parameterisation.")
-@click.option("--transforms", type=click.Choice(["none", "jitter", "standard"]), default="standard", show_default=True, help="Random transforms each step.")
+@click.option("--transforms", type=click.Choice(["none", "standard"]), default="standard", show_default=True, help="Random transforms each step.")
 @click.option("--lr", type=float, help="Learning rate (fft) [default 0.05].")
 @click.option("--octaves", type=click.IntRange(min=1), help="Octaves (pixel) [default 2].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
