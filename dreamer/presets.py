@@ -8,7 +8,7 @@ has no layer terms. Unknown keys, wrong types and out-of-range values are `Prese
 that name the file, the key and what is allowed.
 
 Bundled presets live in the ``dreamer.presets_data`` package (the repository's
-``presets/`` folder). Reading presets needs neither torch nor Pillow.
+``presets/`` folder, installed under that name; read in place from a source checkout). Reading presets needs neither torch nor Pillow.
 """
 
 from __future__ import annotations
@@ -92,7 +92,12 @@ def _bundled_files() -> dict[str, Any]:
     """name -> Traversable of every bundled ``*.toml``."""
     from importlib.resources import files
 
-    root = files(_BUNDLED_PACKAGE)
+    try:
+        root = files(_BUNDLED_PACKAGE)
+    except ModuleNotFoundError:
+        # running from a source checkout that is not installed (e.g. `python -m pytest` puts the
+        # checkout first on sys.path): the package is the repository's presets/ folder
+        root = Path(__file__).resolve().parent.parent / "presets"
     return {
         entry.name[: -len(".toml")]: entry
         for entry in root.iterdir()
