@@ -36,6 +36,12 @@ def build_metadata(
     }
     if config is not None:
         record["config"] = config.to_dict()
+        # what `precision = "auto"` became on this device
+        import torch
+
+        from .fast import resolve_precision
+
+        record["precision_used"] = resolve_precision(config.precision, torch.device(device))
     record.update(extra)
     return {METADATA_KEY: json.dumps(record, sort_keys=True), "Software": f"dreamer {__version__}"}
 

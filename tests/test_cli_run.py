@@ -372,6 +372,7 @@ def test_png_metadata_records_everything(loads, folder):
     assert record["device"] == "cpu"
     assert record["source"] == str(src)
     assert record["size"] == 72
+    assert record["precision_used"] == "fp32"  # what "auto" became on the CPU
     # every field of the config, resolved (defaults included)
     assert set(record["config"]) == {f.name for f in dataclasses.fields(DreamConfig)}
     expected = DreamConfig(
