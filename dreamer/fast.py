@@ -420,39 +420,10 @@ def _capture_graph(fn: Callable, static_in: torch.Tensor, pool, warmup: int):
 # Recognising the same objective again (so a video reuses its captured graphs)
 
 
-def _value_key(value, depth: int) -> Hashable:
-    if depth > 8:
-        return ("id", id(value))
-    if isinstance(value, Objective):
-        return objective_key(value, depth + 1)
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return (type(value).__name__, value)
-    if isinstance(value, torch.Tensor) and value.numel() <= 4096 and value.device.type == "cpu":
-        return ("tensor", str(value.dtype), tuple(value.shape), tuple(value.flatten().tolist()))
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(_value_key(v, depth + 1) for v in value))
-    if callable(value) and hasattr(value, "__code__"):
-        return _function_key(value, depth + 1)
-    return ("id", id(value))  # unknown: equal only to itself, never confused with another
-
-
-def _function_key(fn, depth: int) -> Hashable:
-    cells = fn.__closure__ or ()
-    values = []
-    for cell in cells:
-        try:
-            values.append(_value_key(cell.cell_contents, depth))
-        except ValueError:  # an empty cell
-            values.append(("empty",))
-    defaults = tuple(_value_key(v, depth) for v in (fn.__defaults__ or ()))
-    return ("fn", fn.__code__, tuple(values), defaults)
-
-
-def objective_key(objective: Objective, depth: int = 0) -> Hashable:
-    """A key equal for two objectives only if they compute the same thing: the same code
-    closed over equal values (names, channel lists, weights, nested objectives). Objectives
-    closing over anything else compare by identity, so a match is never a false one."""
-    return ("objective", objective.nodes, _function_key(objective._fn, depth))
+def objective_key(objective: Objective) -> Hashable:
+    """A key equal for two objectives only if they compute the same thing (see `Objective.key`:
+    the built-in objectives describe themselves; others are equal only to themselves)."""
+    return ("objective", objective.nodes, objective.key)
 
 
 def cached_gradient(network, key: Hashable, build: Callable[[], object]):

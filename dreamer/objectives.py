@@ -8,7 +8,7 @@ image, shape (B,). Objectives add, subtract and scale:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import torch
 
@@ -21,27 +21,41 @@ Activations = Mapping[str, torch.Tensor]
 
 
 class Objective:
-    """A per-image score of activations. `nodes` are the network nodes it reads."""
+    """A per-image score of activations. `nodes` are the network nodes it reads.
 
-    def __init__(self, fn: Callable[[Activations], torch.Tensor], nodes: Sequence[str], name: str) -> None:
+    `key` says what it computes, as hashable data (the built-in objectives and their sums and
+    multiples have one); two objectives with equal keys compute the same thing, so prepared
+    gradient functions can be reused between calls. Without a key an objective is only equal
+    to itself.
+    """
+
+    def __init__(
+        self, fn: Callable[[Activations], torch.Tensor], nodes: Sequence[str], name: str, *, key: Hashable = None
+    ) -> None:
         self._fn = fn
         self.nodes = tuple(dict.fromkeys(nodes))
         self.name = name
+        self.key = key if key is not None else ("id", id(self))
 
     def __call__(self, acts: Activations) -> torch.Tensor:
         return self._fn(acts)
 
     def __add__(self, other: Objective | float) -> Objective:
         if isinstance(other, (int, float)):
-            return Objective(lambda a: self(a) + other, self.nodes, f"{self.name} + {other:g}")
-        return Objective(lambda a: self(a) + other(a), self.nodes + other.nodes, f"{self.name} + {other.name}")
+            return Objective(
+                lambda a: self(a) + other, self.nodes, f"{self.name} + {other:g}", key=("add", self.key, float(other))
+            )
+        return Objective(
+            lambda a: self(a) + other(a), self.nodes + other.nodes, f"{self.name} + {other.name}",
+            key=("add", self.key, other.key),
+        )
 
     def __radd__(self, other: float) -> Objective:
         # lets sum([...]) start from 0
         return self if other == 0 else self + other
 
     def __mul__(self, k: float) -> Objective:
-        return Objective(lambda a: k * self(a), self.nodes, f"{k:g} * {self.name}")
+        return Objective(lambda a: k * self(a), self.nodes, f"{k:g} * {self.name}", key=("mul", float(k), self.key))
 
     __rmul__ = __mul__
 
@@ -78,7 +92,7 @@ def layer_l2(node: str, channels: Sequence[int] | None = None) -> Objective:
         return a.float().pow(2).flatten(1).mean(1)
 
     label = node if channels is None else f"{node}:{','.join(map(str, channels))}"
-    return Objective(fn, [node], f"l2({label})")
+    return Objective(fn, [node], f"l2({label})", key=("l2", node, chosen))
 
 
 def channel(node: str, index: int) -> Objective:
@@ -90,7 +104,7 @@ def channel(node: str, index: int) -> Objective:
             raise ConfigError("channel", index, f"{node} has channels 0-{a.shape[1] - 1}")
         return a[:, index].float().flatten(1).mean(1)
 
-    return Objective(fn, [node], f"channel({node}:{index})")
+    return Objective(fn, [node], f"channel({node}:{index})", key=("channel", node, int(index)))
 
 
 def class_logit(index: int, node: str = "fc") -> Objective:
@@ -99,7 +113,7 @@ def class_logit(index: int, node: str = "fc") -> Objective:
     def fn(acts: Activations) -> torch.Tensor:
         return acts[node][:, index].float()
 
-    return Objective(fn, [node], f"logit({index})")
+    return Objective(fn, [node], f"logit({index})", key=("logit", node, int(index)))
 
 
 def build_objective(

@@ -34,7 +34,8 @@ def channel_batch_objective(node: str, channels: Sequence[int]) -> Objective:
         picked = a[torch.arange(a.shape[0], device=a.device), index.to(a.device)]
         return picked.float().reshape(a.shape[0], -1).mean(1)
 
-    return Objective(fn, [node], f"channels({node}:{','.join(map(str, index.tolist()))})")
+    chosen = tuple(index.tolist())
+    return Objective(fn, [node], f"channels({node}:{','.join(map(str, chosen))})", key=("channels", node, chosen))
 
 
 def channels_config(layer: str, channels: Sequence[int], *, param: str = "fft", **fields) -> DreamConfig:
