@@ -195,7 +195,7 @@ def test_fft_from_noise_starts_nearly_grey(tmp_path, use_test_network):
 
 def test_photo_preset_without_photo_is_a_usage_error():
     result = CliRunner().invoke(main, ["run", "--preset", "high-level"])
-    assert result.exit_code == 2 and "no image given" in result.output
+    assert result.exit_code == 2 and "preset 'high-level' dreams on a photo" in result.output
 
 
 # --- user files and validation ------------------------------------------------------------

@@ -61,9 +61,14 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
     """
     config, preset = config_from_flags(flags)
     texts = list(images)
-    if not texts and preset is not None and getattr(preset, "start", None):
+    if not texts and preset is not None and preset.start:
         texts = [preset.start]
     if not texts:
+        if preset is not None:
+            raise UsageError(
+                f"preset {preset.name!r} dreams on a photo: give one",
+                hint=f"dreamer run photo.jpg --preset {preset.name} (or noise:512x512 instead of a photo)",
+            )
         raise UsageError("no image given", hint="dreamer run photo.jpg (or noise:512x512)")
     sources = parse_sources(texts)
     outputs = _outputs(sources, output, force)
