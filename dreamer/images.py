@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, PngImagePlugin
 from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "load_image", "from_pil", "to_pil",
+    "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "check_image", "load_image", "from_pil", "to_pil",
     "to_uint8", "resize", "parse_noise_source", "make_noise", "default_output_path",
     "check_output_path", "save_image", "read_metadata",
 ]
@@ -96,6 +96,15 @@ def _open(path: _PathLike, max_pixels: int) -> Iterator[Image.Image]:
 
 def _is_positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_image(path: _PathLike, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """(height, width) of an image file from its header alone, with the same checks and errors
+    as `load_image` except truncation (found only by decoding). Cheap: use it to fail early."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    with _open(path, limit) as img:
+        width, height = img.size
+    return height, width
 
 
 def load_image(path: _PathLike, *, size: int | None = None, max_pixels: int | None = None) -> torch.Tensor:

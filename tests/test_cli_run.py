@@ -111,6 +111,7 @@ def test_unreadable_files(loads, folder, name, content, words):
     result = _run(folder / name, *FAST)
     _assert_clean_failure(result, 1, name, *words)
     assert _listing(folder) == [name]
+    assert loads == []  # found from the header, before the model was loaded
 
 
 def test_truncated_image(loads, folder):
@@ -128,6 +129,7 @@ def test_decompression_bomb(loads, folder):
     result = _run(src, "--max-pixels", "1000", *FAST)
     _assert_clean_failure(result, 1, "big.png", "80x64", "--max-pixels")
     assert _listing(folder) == ["big.png"]
+    assert loads == []  # refused from the header, before the model was loaded
     # the documented way out works
     assert _run(src, "--max-pixels", "6000", *FAST).exit_code == 0
 

@@ -81,6 +81,10 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
     from ..render import NOISE_AMPLITUDE
 
     check_targets(config)
+    if len(sources) == 1 and sources[0].path is not None:
+        from ..images import check_image
+
+        check_image(sources[0].path, max_pixels=max_pixels)  # a bad file fails before the model loads
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
 
     def work(n: int, src, out: Path) -> None:
