@@ -221,13 +221,11 @@ def frame_seed(seed: int, video: int, frame: int) -> int:
 
 
 def quantize(image: torch.Tensor) -> np.ndarray:
-    """(3,H,W) or (1,3,H,W) float in [0,1], any device -> (H,W,3) uint8 on the CPU (clamped, rounded)."""
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected (3,H,W) or (1,3,H,W), got {tuple(image.shape)}")
-    x = torch.nan_to_num(image.detach().float(), nan=0.0).clamp(0.0, 1.0)
-    return (x * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """(3,H,W) or (1,3,H,W) float in [0,1], any device -> (H,W,3) uint8 on the CPU (clamped,
+    rounded): exactly what is saved, so it is also what is fed back."""
+    from .images import to_uint8
+
+    return to_uint8(image)
 
 
 def frame_to_tensor(frame: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

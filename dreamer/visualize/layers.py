@@ -5,24 +5,15 @@ from __future__ import annotations
 import torch
 
 from ..config import LayerTarget, parse_layer_target
-from ..errors import ConfigError, ImageError, UnknownNameError, UsageError
+from ..errors import ConfigError, ImageError, UsageError
 from ..models import LayerInfo
 
 __all__ = ["resolve_layer", "resolve_unit", "as_batch", "check_size", "feature_maps", "class_scores", "slug"]
 
 
 def resolve_layer(network, layer: str) -> LayerInfo:
-    """`network.resolve(layer)`; also takes a registry `ModelSpec`, so names can be checked
-    before any weights are loaded."""
-    from ..models import ModelSpec
-
-    if isinstance(network, ModelSpec):
-        key = layer.lower()
-        for info in network.layers:
-            if key == info.name.lower() or key in (a.lower() for a in info.aliases):
-                return info
-        names = [i.name for i in network.layers] + [a for i in network.layers for a in i.aliases]
-        raise UnknownNameError("layer", layer, names, listing=f"dreamer layers --model {network.name}")
+    """`network.resolve(layer)`: `network` may be a loaded `Network` or a registry `ModelSpec`
+    (so names can be checked before any weights are loaded)."""
     return network.resolve(layer)
 
 
