@@ -89,7 +89,9 @@ def make_gradient_fn(
     resolved = fast.resolve_precision(precision, device)
     layout = tiling.layout_for(network, objective)
 
-    if precision == "fp32":
+    # your own modules are never copied for BatchNorm folding unless reduced precision asks for
+    # the fast path: their forward may depend on more than their submodules
+    if precision == "fp32" or (network.spec is None and resolved == "fp32"):
         extractor = network.extractor(objective.nodes)
         whole: GradientFn = EagerGradient(extractor, objective, tv_weight=tv_weight, transform=transform)
         if layout is None:

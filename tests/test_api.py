@@ -131,3 +131,21 @@ def test_own_sequential_by_index_with_channels(image):
     assert out.shape == image.shape and (out - image).abs().mean() > 1e-3
     pil = dreamer.dream(_pil(), network=net, layers=["2"], octaves=1, steps=1)
     assert isinstance(pil, Image.Image)
+
+
+def test_own_module_whose_forward_reaches_outside_itself_works_with_default_precision():
+    # a forward that calls a network it does not own as a submodule: copying the module for
+    # BatchNorm folding would silently detach the hooks, so custom modules are not copied on fp32
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
+
+    class Outer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = body
+
+        def forward(self, x):
+            return body(x)  # the captured object, not self.inner
+
+    net = dreamer.Network.from_module(Outer())
+    out = dreamer.dream(torch.rand(1, 3, 40, 40), network=net, layers=["inner.2"], octaves=1, steps=2, jitter=2)
+    assert out.shape == (1, 3, 40, 40)
