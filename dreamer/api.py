@@ -46,14 +46,12 @@ def dream(
     config = (config or DreamConfig()).replace(**overrides) if overrides else (config or DreamConfig())
     if network is None:
         network = load_model(model or config.model, weights=weights, device=resolve_device(device))
-    from PIL import Image
-
     from . import images
 
     if isinstance(image, (str, os.PathLike)):
         image = images.load_image(image)
         as_pil = True
-    elif isinstance(image, Image.Image):
+    elif images.is_pil(image):
         image = images.from_pil(image)
         as_pil = True
     elif isinstance(image, torch.Tensor):

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, PngImagePlugin
 from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "check_image", "load_image", "from_pil", "to_pil",
+    "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "check_image", "is_pil", "load_image", "from_pil", "to_pil",
     "to_uint8", "resize", "parse_noise_source", "make_noise", "default_output_path",
     "check_output_path", "save_image", "read_metadata",
 ]
@@ -192,6 +192,11 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a (3, H, W) or (1, 3, H, W) tensor, got shape {tuple(tensor.shape)}")
     x = torch.nan_to_num(tensor.detach().float(), nan=0.0).clamp(0.0, 1.0)
     return (x * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def is_pil(obj: object) -> bool:
+    """Whether `obj` is a Pillow image (so callers need not import Pillow)."""
+    return isinstance(obj, Image.Image)
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
