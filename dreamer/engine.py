@@ -106,7 +106,9 @@ def dream(
     `images`: (B,3,H,W) float RGB in [0,1], any device (never modified). Returns a new
     (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one seed per
     image (default: `config.seed` for all); the same seeds, inputs and device give the same
-    result. `objective` overrides the one built from `config.layers`/`config.classes`.
+    result (bit for bit with ``precision="fp32"``; on CUDA the fast path's autotuned kernels may
+    differ in the last bits between runs). `objective` overrides the one built from
+    `config.layers`/`config.classes`.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (B,3,H,W), got {tuple(images.shape)}")

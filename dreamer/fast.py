@@ -41,6 +41,13 @@ __all__ = [
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+#: fp16 backward passes multiply the objective by this (and divide the gradient after): layer
+#: objectives are means over up to millions of activations, whose gradients would otherwise fall
+#: below fp16's smallest normal number; a constant (not the pixel count) keeps un-averaged terms
+#: such as class logits far below fp16's maximum (65504)
+FP16_LOSS_SCALE = 1024.0
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The arithmetic a run will use: ``fp32``, ``bf16`` or ``fp16``.
 
@@ -51,8 +58,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         if precision not in _DTYPES:
             raise ValueError(f"unknown precision {precision!r}")
         return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
+    if device.type == "cuda":
+        # native bf16 only (Ampere and newer): emulated bf16 would be slower than fp32; asked of
+        # the card named (a bare "cuda" is the current one)
+        where = torch.cuda.device(device) if device.index is not None else contextlib.nullcontext()
+        with where:
+            if torch.cuda.is_bf16_supported(including_emulation=False):
+                return "bf16"
     return "fp32"
 
 
@@ -209,9 +221,7 @@ class Forward:
         return _DTYPES[self.precision]
 
     def loss_scale(self, x: torch.Tensor) -> float:
-        # objectives are means over ~pixels/256 positions: scaled by the pixel count their
-        # gradients are O(1) in fp16 instead of ~1e-6 (below fp16's smallest normal number)
-        return float(x.shape[-2] * x.shape[-1]) if self.precision == "fp16" else 1.0
+        return FP16_LOSS_SCALE if self.precision == "fp16" else 1.0
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:
@@ -410,9 +420,23 @@ def _capture_graph(fn: Callable, static_in: torch.Tensor, pool, warmup: int):
         for _ in range(warmup):
             fn(static_in)
     torch.cuda.current_stream(static_in.device).wait_stream(side)
+    torch.cuda.synchronize(static_in.device)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool):
-        outputs = fn(static_in)
+    # captured by hand rather than with torch.cuda.graph(): when the body breaks the capture,
+    # capture_end raises too, and the stream context must still be left (or later eager work
+    # would run on the capture stream); the body's own error is the one reported
+    with torch.cuda.stream(side):
+        graph.capture_begin(pool=pool)
+        try:
+            outputs = fn(static_in)
+        except BaseException:
+            try:
+                graph.capture_end()
+            except Exception:
+                pass
+            raise
+        graph.capture_end()
+    torch.cuda.current_stream(static_in.device).wait_stream(side)
     return graph, outputs
 
 

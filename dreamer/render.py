@@ -82,11 +82,22 @@ class _BlurGradient(torch.autograd.Function):
 
 
 def _autocast(precision: str, device: torch.device):
-    """Reduced precision for the network's forward pass, on CUDA only (``auto`` = bf16 there)."""
-    if device.type != "cuda" or precision == "fp32":
+    """Reduced precision for the network's forward pass, on CUDA only (``auto`` as in
+    `fast.resolve_precision`: bf16 on cards with native bf16, else fp32)."""
+    from .fast import resolve_precision
+
+    resolved = resolve_precision(precision, device)
+    if device.type != "cuda" or resolved == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=torch.float16 if resolved == "fp16" else torch.bfloat16)
+
+
+def _loss_scale(precision: str, device: torch.device) -> float:
+    # fp16 gradients of averaged objectives underflow unless the loss is scaled; Adam's steps
+    # do not change when the loss is multiplied by a constant, so it is never divided out
+    from .fast import FP16_LOSS_SCALE
+
+    return FP16_LOSS_SCALE if device.type == "cuda" and precision == "fp16" else 1.0
 
 
 def render(
@@ -128,6 +139,7 @@ def render(
     param = make_parameterization(config.param, start, decorrelate=config.decorrelate)
     optimizer = torch.optim.Adam(param.parameters(), lr=config.learning_rate)
     transform = make_render_transform(config.transforms, config.jitter, make_generators(seeds))
+    scale = _loss_scale(config.precision, device)
 
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
@@ -138,7 +150,7 @@ def render(
         loss = -score.sum()
         if config.tv_weight:
             loss = loss + config.tv_weight * total_variation(image).sum()
-        loss.backward()
+        (loss * scale).backward()
         optimizer.step()
         if progress is not None:
             progress(Progress(0, 1, step, config.steps, step + 1, config.steps, score.detach()))

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from dreamer import fast
-from dreamer.config import DreamConfig
+from dreamer.config import ClassTarget, DreamConfig
 from dreamer.engine import dream
 from dreamer.gradients import EagerGradient, make_gradient_fn
 from dreamer.models import Network
@@ -357,3 +357,13 @@ def test_precision_choices_match_the_config():
 
     for p in PRECISIONS:
         assert fast.resolve_precision(p, torch.device("cpu")) in ("fp32", "bf16", "fp16")
+
+
+def test_fp16_class_objective_does_not_overflow(network):
+    # a class logit is not an average: scaling the loss by the pixel count (here 264*264 = 69696,
+    # above fp16's maximum 65504) made this gradient inf/NaN; the loss scale must not grow with size
+    image = torch.rand(1, 3, 264, 264, generator=torch.Generator().manual_seed(5))
+    objective = build_objective(network, (), (ClassTarget("goldfish"),))
+    got, score = make_gradient_fn(network, objective, precision="fp16")(image)
+    assert torch.isfinite(got).all() and torch.isfinite(score).all()
+    assert got.abs().max() > 0
