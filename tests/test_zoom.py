@@ -455,7 +455,7 @@ def test_resume_refuses_other_settings(cli, tmp_path, monkeypatch):
     assert "--force" in result.output
     assert sorted(p.name for p in out.iterdir()) == before
     result = cli("noise:48x48", "--frames", "5", "--zoom", "1.05", "--layer", "mixed4a", "-o", str(out), "--resume")
-    assert result.exit_code == 2 and "dreams: was" in result.output
+    assert result.exit_code == 2 and 'dreams[0].layers: was ["mixed3b"], now ["mixed4a"]' in result.output
 
 
 def test_resume_can_make_a_video_longer_unless_ramped(cli, tmp_path):

@@ -178,18 +178,30 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    """'path: was X, now Y' for each leaf where two JSON values differ (dreams[0].steps ...)."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out.extend(_differences(old.get(key), new.get(key), f"{path}.{key}" if path else key))
+        return out
+    nested = any(isinstance(v, (dict, list)) for v in (old or []) + (new or [])) if isinstance(old, list) else False
+    if nested and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{path}[{i}]")]
+    return [f"{path}: was {_describe(old)}, now {_describe(new)}"]
+
+
 def _resume_problem(old: dict[str, Any], new: dict[str, Any], done: int, ramped: bool) -> str | None:
     """Why a run recorded as `old` cannot be continued with settings `new` (None: it can)."""
     diffs = []
     for key in sorted(set(old) | set(new)):
-        if key in _FREE_ON_RESUME or key == "frames" or old.get(key) == new.get(key):
+        if key in _FREE_ON_RESUME or key == "frames":
             continue
-        if key == "zoom" and isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
-            for sub in sorted(set(old[key]) | set(new[key])):
-                if old[key].get(sub) != new[key].get(sub):
-                    diffs.append(f"{sub}: was {_describe(old[key].get(sub))}, now {_describe(new[key].get(sub))}")
-            continue
-        diffs.append(f"{key}: was {_describe(old.get(key))}, now {_describe(new.get(key))}")
+        # the zoom settings are named by their own keys (zoom, rotate ...), the rest by their path
+        prefix = "" if key == "zoom" and isinstance(old.get(key), dict) else key
+        diffs.extend(_differences(old.get(key), new.get(key), prefix))
     old_frames, new_frames = old.get("frames"), new["frames"]
     if old_frames != new_frames:
         if not isinstance(old_frames, int) or new_frames < old_frames or new_frames < done:
