@@ -222,7 +222,7 @@ def test_weights_file_that_is_not_a_checkpoint(tmp_path):
     assert str(path) in info.value.message
 
 
-@pytest.mark.parametrize("value", ["random:x", "random:-1", "no/such/file.pth"])
+@pytest.mark.parametrize("value", ["random:x", "random:-1", "random:9223372036854775808", "no/such/file.pth"])
 def test_bad_weights_choice_is_a_usage_error(value):
     with pytest.raises(UsageError):
         parse_weights(value)

@@ -6,6 +6,8 @@ engine are imported inside command bodies so that `dreamer --help` is instant.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import click
@@ -30,6 +32,14 @@ class DreamerGroup(click.Group):
             return super().invoke(ctx)
         except DreamerError as exc:
             raise CommandError(exc) from None
+        except BrokenPipeError:
+            # the reader went away (`dreamer classes | head -1`): stop quietly
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (nothing more may reach the pipe)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise click.ClickException(f"cannot write: no space left on device ({exc.filename or 'output'})") from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted.", err=True)
             sys.exit(130)

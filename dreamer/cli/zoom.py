@@ -541,7 +541,7 @@ def _run(plans: list[_Plan], todo: list[_Plan], network, *, batch_size, quiet: b
             detail = f"frame {frame.index + 1}/{plan.zoom.frames}"
             if len(todo) > 1:
                 eta = (time.monotonic() - start) / plan.made * left
-                detail = f"[{plan.index + 1}] {plan.source.stem} {detail} ETA {_fmt_seconds(eta)};"
+                detail = f"[{plan.index + 1}] {plan.source.stem} {detail} (this video: {_fmt_seconds(eta)} left), all:"
             bar.update(made, total, detail)
             if left == 0:
                 bar.close()

@@ -43,8 +43,8 @@ def parse_weights(value: str | os.PathLike | None) -> WeightsChoice:
     text = str(value)
     if text == "random" or text.startswith("random:"):
         seed_text = text.partition(":")[2] or str(RANDOM_SEED_DEFAULT)
-        if not seed_text.isdigit():
-            raise UsageError(f"invalid weights {text!r}: use random or random:SEED with SEED >= 0")
+        if not seed_text.isdigit() or int(seed_text) >= 2**63:
+            raise UsageError(f"invalid weights {text!r}: use random or random:SEED with SEED from 0 to 2**63-1")
         return WeightsChoice("random", seed=int(seed_text))
     path = Path(text).expanduser()
     if not path.exists():
