@@ -85,10 +85,8 @@ def make_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-def _transform_for(config: DreamConfig, generators: Sequence[torch.Generator]):
-    if config.transforms != "standard":
-        return None
-    return lambda x: T.random_scale_rotate(x, generators)
+def _transform_for(config: DreamConfig, generators: Sequence[torch.Generator]) -> T.RandomScaleRotate | None:
+    return T.RandomScaleRotate(generators) if config.transforms == "standard" else None
 
 
 def dream(
@@ -126,12 +124,14 @@ def dream(
     if objective is None:
         objective = build_objective(network, config.layers, config.classes)
     generators = make_generators(seeds)
+    transform = None  # only the gradient function built here uses the config's transform
     if gradient_fn is None:
+        transform = _transform_for(config, generators)
         gradient_fn = make_gradient_fn(
             network,
             objective,
             tv_weight=config.tv_weight,
-            transform=_transform_for(config, generators),
+            transform=transform,
             precision=config.precision,
             tile=config.tile,
         )
@@ -151,7 +151,7 @@ def dream(
         detail = T.resize(detail, tuple(octave_base.shape[-2:]))
         image = (octave_base + detail).clamp(0.0, 1.0)
         for step in range(config.steps):
-            image, score = _step(image, gradient_fn, generators, config.jitter, step_size, config.blur)
+            image, score = _step(image, gradient_fn, generators, config.jitter, step_size, config.blur, transform)
             done += 1
             if progress is not None:
                 progress(Progress(octave, len(pyramid), step, config.steps, done, total, score))
@@ -166,9 +166,15 @@ def _step(
     jitter: int,
     step_size: float,
     blur: float,
+    transform: T.RandomScaleRotate | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of the recipe: roll, gradient, normalise by mean |g| (per image), step, unroll, clamp."""
+    """One step of the recipe: roll, gradient, normalise by mean |g| (per image), step, unroll, clamp.
+
+    Every random choice of the step (roll, and the transform's scale/rotation) is drawn here,
+    before the gradient, so a gradient computed twice (an out-of-memory retry) is the same."""
     shifts = T.draw_shifts(generators, jitter)
+    if transform is not None:
+        transform.draw()
     rolled = T.roll(image, shifts)
     grad, score = gradient_fn(rolled)
     if blur > 0:

@@ -17,6 +17,7 @@ __all__ = [
     "roll",
     "resize",
     "affine",
+    "RandomScaleRotate",
     "random_scale_rotate",
     "feedback",
     "gaussian_blur",
@@ -75,28 +76,52 @@ def affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
-def random_scale_rotate(
-    x: torch.Tensor,
-    generators: Sequence[torch.Generator],
-    *,
-    scales: Sequence[float] = (0.95, 0.975, 1.0, 1.025, 1.05),
-    angles: Sequence[float] = tuple(range(-5, 6)),
-) -> torch.Tensor:
-    """A random scale and rotation per image, drawn from the given choices with each image's own
-    generator (so an image in a batch is transformed as it would be alone)."""
-    if len(generators) != x.shape[0]:
-        raise ValueError(f"{len(generators)} generators for a batch of {x.shape[0]}")
-    picks = [
-        (scales[int(torch.randint(len(scales), (1,), generator=g))], angles[int(torch.randint(len(angles), (1,), generator=g))])
-        for g in generators
-    ]
-    if all(s == 1.0 and a == 0 for s, a in picks):
-        return x
-    return affine(
-        x,
-        scale=torch.tensor([s for s, _ in picks], dtype=torch.float32),
-        angle_deg=torch.tensor([a for _, a in picks], dtype=torch.float32),
-    )
+class RandomScaleRotate:
+    """A random scale and rotation per image, chosen from `scales`/`angles` with each image's own
+    generator (so an image in a batch is transformed as it would be alone).
+
+    `draw()` picks new values (once per step); calling it applies the current ones, so a step
+    that is computed again (an out-of-memory retry) sees the same transform.
+    """
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        *,
+        scales: Sequence[float] = (0.95, 0.975, 1.0, 1.025, 1.05),
+        angles: Sequence[float] = tuple(range(-5, 6)),
+    ) -> None:
+        self.generators = list(generators)
+        self.scales = tuple(scales)
+        self.angles = tuple(angles)
+        self.picks: list[tuple[float, float]] | None = None
+
+    def draw(self) -> None:
+        def pick(choices: tuple[float, ...], g: torch.Generator) -> float:
+            return choices[int(torch.randint(len(choices), (1,), generator=g))]
+
+        self.picks = [(pick(self.scales, g), pick(self.angles, g)) for g in self.generators]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.generators) != x.shape[0]:
+            raise ValueError(f"{len(self.generators)} generators for a batch of {x.shape[0]}")
+        if self.picks is None:
+            self.draw()
+        picks = self.picks
+        if all(s == 1.0 and a == 0 for s, a in picks):
+            return x
+        return affine(
+            x,
+            scale=torch.tensor([s for s, _ in picks], dtype=torch.float32),
+            angle_deg=torch.tensor([a for _, a in picks], dtype=torch.float32),
+        )
+
+
+def random_scale_rotate(x: torch.Tensor, generators: Sequence[torch.Generator], **choices) -> torch.Tensor:
+    """`x` under a freshly drawn `RandomScaleRotate` (one draw per call)."""
+    transform = RandomScaleRotate(generators, **choices)
+    transform.draw()
+    return transform(x)
 
 
 def feedback(

@@ -278,3 +278,23 @@ def test_out_of_memory_in_a_dream_is_never_a_crash(network, wide, monkeypatch, t
     assert result.exit_code == 1, result.output
     assert "out of memory" in result.output and "Traceback" not in result.output
     assert not out_png.exists()
+
+
+def test_out_of_memory_retry_sees_the_same_random_transform(network, wide, monkeypatch):
+    # the step's random scale/rotation is drawn once, before the gradient: a retry after an
+    # out-of-memory error must not draw again (the result would then depend on free memory)
+    from dreamer import fast
+
+    config = DreamConfig(layers=("mixed3a",), octaves=1, steps=2, jitter=4, transforms="standard", seed=5)
+    planned = dream(wide, network, config.replace(tile=64))  # tiled from the start, never out of memory
+    fast.clear_cache()
+    real = fast.Forward.__call__
+
+    def starved(self, x):
+        if x.shape[-2] * x.shape[-1] > 100 * 100:
+            raise torch.OutOfMemoryError("out of memory (simulated)")
+        return real(self, x)
+
+    monkeypatch.setattr(fast.Forward, "__call__", starved)
+    retried = dream(wide, network, config)  # whole image first: out of memory, then 64 px tiles
+    assert torch.allclose(retried, planned, atol=1e-5)
