@@ -47,6 +47,10 @@ def test_bench_rejects_unknown_cases_and_layers(tmp_path):
     assert result.exit_code == 2 and "unknown layer" in result.output
     result = runner.invoke(main, ["bench", "--tiny", "--device", "cpu", "--json", str(tmp_path / "no" / "b.json")])
     assert result.exit_code == 2
+    existing = tmp_path / "old.json"
+    existing.write_text("{}")
+    result = runner.invoke(main, ["bench", "--tiny", "--device", "cpu", "--json", str(existing)])
+    assert result.exit_code == 2 and "--force" in result.output and existing.read_text() == "{}"
 
 
 def test_bench_help_lists_the_cases():

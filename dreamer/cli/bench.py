@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, OutputExistsError, UsageError
 from . import main
 
 _CASE_NAMES = ("frame512", "still1080", "batch16", "still4k")
@@ -58,6 +58,7 @@ def _write_json(path: Path, data: dict) -> None:
 @click.option("--weights", "-w", default="random", show_default=True, metavar="random[:SEED]|pretrained|PATH", help="Weights (random: no download; speed is the same).")
 @click.option("--no-memory", is_flag=True, help="Skip the extra run per side that measures peak memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results to this JSON file.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing --json file.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the table.")
 def bench(
     device: str | None,
@@ -72,6 +73,7 @@ def bench(
     weights: str,
     no_memory: bool,
     json_path: Path | None,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Time the classic DeepDream loop and dreamer's engine side by side.
@@ -97,6 +99,8 @@ def bench(
     """
     if json_path is not None and json_path.exists() and json_path.is_dir():
         raise UsageError(f"--json {json_path} is a directory; give a file name")
+    if json_path is not None and json_path.exists() and not force:
+        raise OutputExistsError(f"--json {json_path} already exists", hint="pass --force to overwrite it")
     if json_path is not None and not (json_path.parent if str(json_path.parent) else Path(".")).is_dir():
         raise UsageError(f"--json {json_path}: the folder {json_path.parent} does not exist")
 
