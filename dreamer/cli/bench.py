@@ -127,6 +127,9 @@ def bench(
         tile=tile, measure_memory=not no_memory, on_progress=progress,
     )
     click.echo(format_table(result))
+    if tiny:
+        click.echo("tiny: one run, no warm-up (preparation is timed too): it checks that everything runs; "
+                   "these times are not a measurement")
     if json_path is not None:
         _write_json(json_path, result.to_dict())
         if not quiet:
