@@ -101,7 +101,7 @@ def tiny_case(case: BenchCase) -> BenchCase:
         batch=min(case.batch, 2),
         octaves=min(case.octaves, 2),
         steps=min(case.steps, 2),
-        label=f"{case.name} tiny {size[1]}x{size[0]} x{min(case.batch, 2)}",
+        label=f"{case.label} (tiny: {min(case.batch, 2)} x {size[1]}x{size[0]})",
     )
 
 
