@@ -24,7 +24,7 @@ _EXPORTS = {
     "channel": "dreamer.objectives",
     "class_logit": "dreamer.objectives",
     "Objective": "dreamer.objectives",
-    "plan_octaves": "dreamer.engine",
+    "plan_octaves": "dreamer.loops.deepdream",
     "resolve_device": "dreamer.devices",
 }
 

@@ -15,8 +15,8 @@ import torch
 
 from .config import DreamConfig
 from .devices import resolve_device
-from .engine import ProgressFn
-from .engine import dream as _dream
+from .loops.deepdream import ProgressFn
+from .loops.deepdream import dream as _dream
 from .models import Network, load_model
 
 __all__ = ["dream"]
@@ -46,7 +46,7 @@ def dream(
     config = (config or DreamConfig()).replace(**overrides) if overrides else (config or DreamConfig())
     if network is None:
         network = load_model(model or config.model, weights=weights, device=resolve_device(device))
-    from . import images
+    from .io import images
 
     if isinstance(image, (str, os.PathLike)):
         image = images.load_image(image)

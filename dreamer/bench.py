@@ -305,9 +305,9 @@ def _inputs(case: BenchCase, device: torch.device, seed: int) -> torch.Tensor:
 
 def describe_path(fn) -> dict[str, Any]:
     """What a gradient function does (precision, folding, graphs, tiles), for the report."""
-    from .fast import FastGradient, GraphedGradient
-    from .gradients import EagerGradient
-    from .tiling import TiledGradient
+    from .backend.fast import FastGradient, GraphedGradient
+    from .backend.gradients import EagerGradient
+    from .backend.tiling import TiledGradient
 
     out: dict[str, Any] = {}
     seen = 0
@@ -357,8 +357,8 @@ def run_bench(
     `on_progress` receives short notes ("frame512: reference 2/3") as the runs go.
     """
     from .config import DreamConfig
-    from .engine import dream, plan_octaves
-    from .gradients import make_gradient_fn
+    from .loops.deepdream import dream, plan_octaves
+    from .backend.gradients import make_gradient_fn
     from .objectives import build_objective
 
     device = network.device

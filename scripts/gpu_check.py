@@ -29,11 +29,11 @@ def main() -> int:
 
     def size(n: int) -> int:
         return max(64, round(n * args.scale))
-    from dreamer import fast, tiling
+    from dreamer.backend import fast, tiling
     from dreamer.bench import describe_path
     from dreamer.config import DreamConfig
-    from dreamer.engine import dream
-    from dreamer.gradients import EagerGradient, make_gradient_fn
+    from dreamer.loops.deepdream import dream
+    from dreamer.backend.gradients import EagerGradient, make_gradient_fn
     from dreamer.models import load_model
     from dreamer.objectives import build_objective
 

@@ -63,7 +63,7 @@ def test_dream_tensors_keep_their_shape(network, image):
 
 
 def test_api_and_engine_agree(network, image):
-    from dreamer.engine import dream as engine_dream
+    from dreamer.loops.deepdream import dream as engine_dream
 
     config = dreamer.DreamConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in FAST.items()}, seed=5)
     via_api = dreamer.dream(image, network=network, config=config)

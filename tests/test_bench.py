@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from dreamer import bench
 from dreamer.cli import main
 from dreamer.config import DreamConfig
-from dreamer.engine import dream, plan_octaves
+from dreamer.loops.deepdream import dream, plan_octaves
 
 
 def test_bench_runs_tiny_and_writes_json(tmp_path):

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from dreamer.classes import model_categories, normalize_class_name, resolve_class, search_classes
 from dreamer.cli import main
 from dreamer.config import DreamConfig
-from dreamer.engine import dream
+from dreamer.loops.deepdream import dream
 from dreamer.errors import ConfigError, UnknownNameError
-from dreamer.images import make_noise
+from dreamer.io.images import make_noise
 
 #: the classes of the lecture slide, as torchvision spells them, with their indices
 SLIDE = {
@@ -130,7 +130,7 @@ def test_weighted_classes_combine(network):
 
     def gains(classes):
         config = DreamConfig(layers=(), classes=classes, param="fft", transforms="none", jitter=0, steps=2)
-        from dreamer.render import render
+        from dreamer.loops.render import render
 
         with torch.no_grad():
             before = fc(start)["fc"][0]

@@ -21,9 +21,9 @@ from PIL import Image, features
 import dreamer
 from dreamer.cli import main
 from dreamer.config import DreamConfig
-from dreamer.engine import dream
-from dreamer.images import load_image, read_metadata
-from dreamer.metadata import parse_metadata
+from dreamer.loops.deepdream import dream
+from dreamer.io.images import load_image, read_metadata
+from dreamer.io.metadata import parse_metadata
 from dreamer.models import get_spec
 
 FAST = ["--weights", "random", "--layer", "mixed3a", "--octaves", "1", "--steps", "1", "--jitter", "2"]
@@ -332,7 +332,7 @@ def test_interrupt_leaves_no_partial_file(loads, folder, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dreamer.engine.dream", interrupted)
+    monkeypatch.setattr("dreamer.loops.deepdream.dream", interrupted)
     result = _run(src, *FAST)
     assert result.exit_code == 130
     assert "Traceback" not in result.output and "Interrupted" in result.stderr

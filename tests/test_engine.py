@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dreamer.config import DreamConfig, LayerTarget
-from dreamer.engine import Progress, dream, plan_octaves
+from dreamer.loops.deepdream import Progress, dream, plan_octaves
 from dreamer.errors import ImageError
 from dreamer.objectives import build_objective, channel, layer_l2
 

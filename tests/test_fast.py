@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dreamer import fast
+from dreamer.backend import fast
 from dreamer.config import ClassTarget, DreamConfig
-from dreamer.engine import dream
-from dreamer.gradients import EagerGradient, make_gradient_fn
+from dreamer.loops.deepdream import dream
+from dreamer.backend.gradients import EagerGradient, make_gradient_fn
 from dreamer.models import Network
 from dreamer.objectives import build_objective, layer_l2
 

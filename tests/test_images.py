@@ -1,4 +1,4 @@
-"""Tests for dreamer.images: loading any image, noise sources, output checks, atomic saving."""
+"""Tests for dreamer.io.images: loading any image, noise sources, output checks, atomic saving."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageFile, features
 
-from dreamer import images
+from dreamer.io import images
 from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
-from dreamer.images import (
+from dreamer.io.images import (
     OUTPUT_FORMATS,
     check_output_path,
     default_output_path,

@@ -1,4 +1,4 @@
-"""Jobs files for `dreamer zoom --jobs` (dreamer.jobs): format, paths, and errors with file:line."""
+"""Jobs files for `dreamer zoom --jobs` (dreamer.zoom.jobs): format, paths, and errors with file:line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dreamer.errors import UsageError
-from dreamer.jobs import JobsFileError, parse_jobs, parse_jobs_text
+from dreamer.zoom.jobs import JobsFileError, parse_jobs, parse_jobs_text
 
 
 def test_lines_fields_quotes_comments_and_settings(tmp_path):

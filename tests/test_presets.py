@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from dreamer.cli import main
 from dreamer.config import DreamConfig
 from dreamer.errors import PresetError, UnknownNameError, UsageError
-from dreamer.images import read_metadata, save_image
-from dreamer.metadata import parse_metadata
+from dreamer.io.images import read_metadata, save_image
+from dreamer.io.metadata import parse_metadata
 from dreamer.presets import (
     PRESET_KEYS,
     Preset,
@@ -180,7 +180,7 @@ def test_photo_given_overrides_preset_start(tmp_path, photo, use_test_network):
 def test_fft_from_noise_starts_nearly_grey(tmp_path, use_test_network):
     """A render keeps its start's grain, so `run noise:... --param fft` starts from faint noise
     (the classic engine keeps its ±0.1). With a negligible learning rate the start comes back."""
-    from dreamer.images import load_image
+    from dreamer.io.images import load_image
 
     stds = {}
     for param in ("fft", "pixel"):

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from dreamer.config import DreamConfig
-from dreamer.engine import dream
+from dreamer.loops.deepdream import dream
 from dreamer.errors import ImageError
-from dreamer.images import make_noise
-from dreamer.parameterization import EPS, FourierImage, PixelImage, make_parameterization
-from dreamer.render import RENDER_ANGLES, RENDER_SCALES, make_render_transform, render
+from dreamer.io.images import make_noise
+from dreamer.loops.parameterization import EPS, FourierImage, PixelImage, make_parameterization
+from dreamer.loops.render import RENDER_ANGLES, RENDER_SCALES, make_render_transform, render
 
 BANANA = 954
 
@@ -221,7 +221,7 @@ def test_engine_dispatches_fft_to_render(network):
 
 
 def test_tv_weight_smooths(network):
-    from dreamer.gradients import total_variation
+    from dreamer.backend.gradients import total_variation
 
     start = make_noise((48, 48), seed=0)
     config = cheap_config(steps=2, learning_rate=0.2)
@@ -231,7 +231,7 @@ def test_tv_weight_smooths(network):
 
 
 def test_blur_low_passes_the_gradient_only():
-    from dreamer.render import _BlurGradient
+    from dreamer.loops.render import _BlurGradient
 
     x = torch.zeros(1, 3, 16, 16, requires_grad=True)
     y = _BlurGradient.apply(x, 1.5)
@@ -258,8 +258,8 @@ def test_cli_channel_from_noise(tmp_path, monkeypatch, network):
     from click.testing import CliRunner
 
     from dreamer.cli import main
-    from dreamer.images import read_metadata
-    from dreamer.metadata import parse_metadata
+    from dreamer.io.images import read_metadata
+    from dreamer.io.metadata import parse_metadata
 
     monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
     out = tmp_path / "unit.png"

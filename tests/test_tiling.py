@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from dreamer import tiling
+from dreamer.backend import tiling
 from dreamer.config import DreamConfig, parse_layer_target
-from dreamer.engine import dream, make_generators
+from dreamer.loops.deepdream import dream, make_generators
 from dreamer.errors import DreamerError
-from dreamer.gradients import EagerGradient, make_gradient_fn
+from dreamer.backend.gradients import EagerGradient, make_gradient_fn
 from dreamer.models import Network
 from dreamer.objectives import build_objective
 from dreamer.transforms import random_scale_rotate
@@ -222,7 +222,7 @@ class _OomAbove:
 
 
 def _oom_gradient(network, objective, limit, **kwargs):
-    from dreamer import fast
+    from dreamer.backend import fast
 
     forward = _OomAbove(fast.prepare_forward(network, objective.nodes, "fp32"), limit, **kwargs)
     whole = fast.FastGradient(forward, objective)
@@ -257,7 +257,7 @@ def test_out_of_memory_in_a_dream_is_never_a_crash(network, wide, monkeypatch, t
     # through the engine and the CLI's error mapping: exit code 1 and a message, no traceback
     from click.testing import CliRunner
 
-    from dreamer import fast
+    from dreamer.backend import fast
     from dreamer.cli import main
 
     real = fast.Forward.__call__
@@ -283,7 +283,7 @@ def test_out_of_memory_in_a_dream_is_never_a_crash(network, wide, monkeypatch, t
 def test_out_of_memory_retry_sees_the_same_random_transform(network, wide, monkeypatch):
     # the step's random scale/rotation is drawn once, before the gradient: a retry after an
     # out-of-memory error must not draw again (the result would then depend on free memory)
-    from dreamer import fast
+    from dreamer.backend import fast
 
     config = DreamConfig(layers=("mixed3a",), octaves=1, steps=2, jitter=4, transforms="standard", seed=5)
     planned = dream(wide, network, config.replace(tile=64))  # tiled from the start, never out of memory

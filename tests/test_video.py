@@ -1,4 +1,4 @@
-"""Frame stores, output checks and video encoding (dreamer.video)."""
+"""Frame stores, output checks and video encoding (dreamer.io.video)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dreamer.errors import EncoderError, ImageError, OutputError, OutputExistsError, UsageError
-from dreamer.video import FrameStore, encode, frame_store_path, output_kind, prepare_output, read_frames
+from dreamer.io.video import FrameStore, encode, frame_store_path, output_kind, prepare_output, read_frames
 
 
 def gradient_frames(n: int = 5, height: int = 21, width: int = 33) -> list[np.ndarray]:

@@ -319,7 +319,7 @@ def test_channel_batch_objective_reads_each_images_own_channel():
 
 
 def test_grow_channels_raises_each_channel(network):
-    from dreamer.images import make_noise
+    from dreamer.io.images import make_noise
 
     # two channels that respond to their own starting noise (a dead unit has no gradient)
     config = CH.channels_config("mixed3a", [0], param="pixel", steps=3, octaves=1, jitter=4, transforms="none")
@@ -342,7 +342,7 @@ def test_grow_channels_raises_each_channel(network):
 
 
 def test_grow_channels_fft_when_available(network):
-    pytest.importorskip("dreamer.render")
+    pytest.importorskip("dreamer.loops.render")
     config = CH.channels_config("mixed3a", [1, 2], param="fft", steps=2)
     both = CH.grow_channels(network, "mixed3a", [1, 2], size=(40, 40), config=config)
     alone = CH.grow_channels(network, "mixed3a", [2], size=(40, 40), config=config)

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from dreamer.cli import main
-from dreamer.images import load_image, read_metadata, save_image
-from dreamer.metadata import parse_metadata
+from dreamer.io.images import load_image, read_metadata, save_image
+from dreamer.io.metadata import parse_metadata
 
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamer.errors import ConfigError, ImageError, UsageError
-from dreamer.images import save_image
+from dreamer.io.images import save_image
 from dreamer.visualize import top_images as T
 from dreamer.visualize.layers import feature_maps
 
@@ -89,7 +89,7 @@ def test_top_images_order_matches_direct_activations(network, folder, tmp_path):
 
 
 def _load(path):
-    from dreamer.images import load_image
+    from dreamer.io.images import load_image
 
     return load_image(path, size=64)
 

@@ -17,8 +17,8 @@ from PIL import Image
 
 from dreamer.cli import main
 from dreamer.errors import UsageError, WeightsError
-from dreamer.images import read_metadata
-from dreamer.metadata import parse_metadata
+from dreamer.io.images import read_metadata
+from dreamer.io.metadata import parse_metadata
 from dreamer.models import cache_path, get_spec, load_model, parse_weights
 
 URL = get_spec("googlenet").weights_url

@@ -11,12 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import dreamer.engine
+import dreamer.loops.deepdream
 from dreamer import transforms as T
 from dreamer.config import DreamConfig
 from dreamer.errors import ConfigError
-from dreamer.video import read_frames
-from dreamer.zoom import (
+from dreamer.io.video import read_frames
+from dreamer.zoom.feedback import (
     ZoomConfig,
     ZoomVideo,
     frame_seed,
@@ -43,7 +43,7 @@ def run_video(network, video: ZoomVideo, **kwargs) -> list[np.ndarray]:
 
 
 def to_float(frame: np.ndarray) -> torch.Tensor:
-    """uint8 (H,W,3) -> (1,3,H,W) in [0,1], written out here rather than borrowed from dreamer.zoom."""
+    """uint8 (H,W,3) -> (1,3,H,W) in [0,1], written out here rather than borrowed from dreamer.zoom.feedback."""
     return torch.from_numpy(frame.copy()).permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
 
 
@@ -215,12 +215,12 @@ def test_frame_k_plus_1_is_the_dream_of_zoomed_frame_k_not_of_the_source(network
     np.testing.assert_array_equal(frames[0], to_bytes(source))
     for k in range(3):
         zoomed = T.feedback(to_float(frames[k]), zoom=1.1, rotate=2.0)
-        expected = to_bytes(dreamer.engine.dream(zoomed, network, LIGHT, seeds=[frame_seed(11, 1, k + 1)]))
+        expected = to_bytes(dreamer.loops.deepdream.dream(zoomed, network, LIGHT, seeds=[frame_seed(11, 1, k + 1)]))
         np.testing.assert_array_equal(frames[k + 1], expected)  # same computation on the CPU: exact
     # and not the dream of the (zoomed) source, nor of frame k without the zoom
-    from_source = dreamer.engine.dream(T.feedback(source, zoom=1.1, rotate=2.0), network, LIGHT,
+    from_source = dreamer.loops.deepdream.dream(T.feedback(source, zoom=1.1, rotate=2.0), network, LIGHT,
                                        seeds=[frame_seed(11, 1, 3)])
-    unzoomed = dreamer.engine.dream(to_float(frames[2]), network, LIGHT, seeds=[frame_seed(11, 1, 3)])
+    unzoomed = dreamer.loops.deepdream.dream(to_float(frames[2]), network, LIGHT, seeds=[frame_seed(11, 1, 3)])
     for other in (from_source, unzoomed):
         assert np.abs(to_bytes(other).astype(int) - frames[3].astype(int)).mean() > 5
 
@@ -254,7 +254,7 @@ def test_batch_equals_videos_made_one_by_one(network):
     steps = []
 
     def dream(images, net, cfg, *, seeds):
-        out = dreamer.engine.dream(images, net, cfg, seeds=seeds)
+        out = dreamer.loops.deepdream.dream(images, net, cfg, seeds=seeds)
         steps.append((images, cfg, list(seeds), out))
         return out
 
@@ -265,7 +265,7 @@ def test_batch_equals_videos_made_one_by_one(network):
     # step by step: the same input image and seed alone gives the same float output
     for images, cfg, seeds, out in steps:
         for j, seed in enumerate(seeds):
-            alone = dreamer.engine.dream(images[j : j + 1], network, cfg, seeds=[seed])
+            alone = dreamer.loops.deepdream.dream(images[j : j + 1], network, cfg, seeds=[seed])
             diff = (out[j : j + 1] - alone).abs()
             assert diff.max() <= 2 / 255 and diff.mean() <= 1e-4, (diff.max(), diff.mean())
     # whole videos
@@ -308,7 +308,7 @@ def cli(network, monkeypatch):
 
 
 def png_source(tmp_path: Path, size=(48, 48), name="src.png") -> Path:
-    from dreamer.images import save_image
+    from dreamer.io.images import save_image
 
     return save_image(smooth(1, size), tmp_path / name)
 
@@ -333,7 +333,7 @@ def test_frames_folder_holds_exactly_the_engine_frames(cli, tmp_path, network):
     src = png_source(tmp_path)
     result = cli(str(src), "--frames", "3", "-o", str(tmp_path / "out"), "--seed", "4", "--rotate", "1")
     assert result.exit_code == 0, result.output
-    from dreamer.images import load_image
+    from dreamer.io.images import load_image
 
     config = ZoomConfig(frames=3, dreams=(DreamConfig(octaves=1, steps=1, layers=("mixed3b",)),), rotate=1.0)
     expected = run_video(network, ZoomVideo(load_image(src), config, seed=4, index=0))
@@ -345,7 +345,7 @@ def test_frames_folder_holds_exactly_the_engine_frames(cli, tmp_path, network):
 
 def interrupt_after(monkeypatch, calls: int):
     """Make the engine raise KeyboardInterrupt (as Ctrl-C would) on its `calls + 1`-th dream."""
-    real = dreamer.engine.dream
+    real = dreamer.loops.deepdream.dream
     count = {"n": 0}
 
     def dream(*args, **kwargs):
@@ -354,8 +354,8 @@ def interrupt_after(monkeypatch, calls: int):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dreamer.engine, "dream", dream)
-    return lambda: monkeypatch.setattr(dreamer.engine, "dream", real)
+    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
+    return lambda: monkeypatch.setattr(dreamer.loops.deepdream, "dream", real)
 
 
 def test_ctrl_c_keeps_frames_and_resume_ends_with_the_same_frames(cli, tmp_path, monkeypatch):
@@ -385,14 +385,14 @@ def test_ctrl_c_keeps_frames_and_resume_ends_with_the_same_frames(cli, tmp_path,
 def test_batched_videos_interrupted_mid_round_resume_to_the_same_frames(cli, tmp_path, monkeypatch):
     """Ctrl-C between two batched videos' writes of one round leaves them at different frames;
     the resumed run still dreams them as one batch and ends with the frames of a straight run."""
-    from dreamer.video import FrameStore
+    from dreamer.io.video import FrameStore
 
     a = png_source(tmp_path, (48, 48), "a.png")
     b = png_source(tmp_path, (48, 48), "b.png")
     args = [str(a), str(b), "noise:56x40", "--frames", "5", "--format", "frames", "--seed", "2", "--zoom", "1.1"]
     straight = cli(*args, "-o", str(tmp_path / "straight"))
     assert straight.exit_code == 0, straight.output
-    real_write, real_dream = FrameStore.write, dreamer.engine.dream
+    real_write, real_dream = FrameStore.write, dreamer.loops.deepdream.dream
     writes = {"n": 0}
     batches = []
 
@@ -412,7 +412,7 @@ def test_batched_videos_interrupted_mid_round_resume_to_the_same_frames(cli, tmp
     assert stopped.exit_code == 130
     names = ["a.zoom.frames", "b.zoom.frames", "noise_56x40.zoom.frames"]
     assert [len(read_frames(tmp_path / "resumed" / n)) for n in names] == [3, 2, 2]
-    monkeypatch.setattr(dreamer.engine, "dream", dream)
+    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
     resumed = cli(*args, "-o", str(tmp_path / "resumed"), "--resume")
     assert resumed.exit_code == 0, resumed.output
     # a's frames 3-4 with b's frames 2-3 as batches of 2; b's frame 4 and the noise video alone
@@ -493,13 +493,13 @@ def test_several_sources_load_the_model_once_and_group_sizes(cli, tmp_path, monk
     a = png_source(tmp_path, (48, 48), "a.png")
     b = png_source(tmp_path, (40, 56), "b.png")
     sizes = []
-    real = dreamer.engine.dream
+    real = dreamer.loops.deepdream.dream
 
     def dream(images, *args, **kwargs):
         sizes.append(tuple(images.shape))
         return real(images, *args, **kwargs)
 
-    monkeypatch.setattr(dreamer.engine, "dream", dream)
+    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
     result = cli(str(a), str(b), "noise:48x48", "--frames", "3", "-o", str(tmp_path / "videos"), "--format", "gif")
     assert result.exit_code == 0, result.output
     assert len(result.loads) == 1
@@ -511,13 +511,13 @@ def test_several_sources_load_the_model_once_and_group_sizes(cli, tmp_path, monk
 
 def test_cycle_layers_on_the_command_line(cli, tmp_path, monkeypatch):
     layers = []
-    real = dreamer.engine.dream
+    real = dreamer.loops.deepdream.dream
 
     def dream(images, network, config, **kwargs):
         layers.append("+".join(str(t) for t in config.layers))
         return real(images, network, config, **kwargs)
 
-    monkeypatch.setattr(dreamer.engine, "dream", dream)
+    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
     result = cli("noise:48x48", "--frames", "6", "--cycle-layer", "mixed3a", "--cycle-layer", "mixed3b+mixed4a=0.5",
                  "--cycle-every", "2", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
@@ -538,13 +538,13 @@ def test_cycle_presets_resolve_each_preset(cli, tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "dreamer.presets", SimpleNamespace(load_preset=load_preset))
     seen = []
-    real = dreamer.engine.dream
+    real = dreamer.loops.deepdream.dream
 
     def dream(images, network, config, **kwargs):
         seen.append((config.layers[0].layer, config.step_size, config.octaves, config.steps))
         return real(images, network, config, **kwargs)
 
-    monkeypatch.setattr(dreamer.engine, "dream", dream)
+    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
     result = cli("noise:48x48", "--frames", "4", "--cycle-preset", "calm", "--cycle-preset", "wild",
                  "--cycle-every", "1", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
@@ -619,7 +619,7 @@ def test_missing_encoder_is_reported_before_the_model_loads(cli, tmp_path, monke
 def test_output_may_not_be_the_source_and_outputs_may_not_clash(cli, tmp_path):
     src = tmp_path / "anim.gif"
     src.write_bytes(b"")
-    from dreamer.images import save_image
+    from dreamer.io.images import save_image
 
     save_image(smooth(0), tmp_path / "a.png")
     result = cli(str(tmp_path / "a.png"), str(tmp_path / "a.png"), "-o", str(tmp_path / "v"))

@@ -148,7 +148,7 @@ class Source:
 
 def parse_sources(texts: tuple[str, ...] | list[str]) -> list[Source]:
     """Check every source before any work: files exist and are files; noise specs are valid."""
-    from ..images import parse_noise_source
+    from ..io.images import parse_noise_source
 
     sources = []
     for text in texts:
@@ -172,7 +172,7 @@ def load_source(
 
     The size it ends up at after `size` is held to `max_pixels` too (default `DEFAULT_MAX_PIXELS`),
     so an absurd `--size` is refused with a message instead of exhausting memory."""
-    from ..images import DEFAULT_MAX_PIXELS, load_image, make_noise, resize
+    from ..io.images import DEFAULT_MAX_PIXELS, load_image, make_noise, resize
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
 

@@ -14,7 +14,7 @@ from .progress import ProgressLine
 
 def _outputs(sources, output: Path | None, force: bool) -> list[Path]:
     """Output path of each source, all checked before any work (nothing gets overwritten)."""
-    from ..images import OUTPUT_FORMATS, check_output_path
+    from ..io.images import OUTPUT_FORMATS, check_output_path
 
     if output is not None and len(sources) > 1 and output.suffix.lower() in OUTPUT_FORMATS:
         raise UsageError(
@@ -75,20 +75,20 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
 
     import torch
 
-    from ..engine import dream, plan_octaves
-    from ..images import save_image
-    from ..metadata import build_metadata
-    from ..render import NOISE_AMPLITUDE
+    from ..loops.deepdream import dream, plan_octaves
+    from ..io.images import save_image
+    from ..io.metadata import build_metadata
+    from ..loops.render import NOISE_AMPLITUDE
 
     check_targets(config)
     if len(sources) == 1 and sources[0].path is not None:
-        from ..images import check_image
+        from ..io.images import check_image
 
         check_image(sources[0].path, max_pixels=max_pixels)  # a bad file fails before the model loads
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
 
     def work(n: int, src, out: Path) -> None:
-        # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.render)
+        # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.loops.render)
         amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
         image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
         h, w = image.shape[-2:]

@@ -39,7 +39,7 @@ def _check_layer(model: str, layer: str, **kwargs):
 def _outputs(sources, output: Path | None, force: bool, suffix: str) -> list[Path]:
     """Output path of each source (``photo.jpg`` -> ``photo<suffix>.png`` beside it), all
     checked before any work."""
-    from ..images import OUTPUT_FORMATS, check_output_path
+    from ..io.images import OUTPUT_FORMATS, check_output_path
 
     if output is not None and len(sources) > 1 and output.suffix.lower() in OUTPUT_FORMATS:
         raise UsageError(
@@ -67,7 +67,7 @@ def _outputs(sources, output: Path | None, force: bool, suffix: str) -> list[Pat
 
 
 def _single_output(default: Path, output: Path | None, force: bool, inputs=()) -> Path:
-    from ..images import check_output_path
+    from ..io.images import check_output_path
 
     path = output if output is not None else default
     if output is not None and output.is_dir():
@@ -76,8 +76,8 @@ def _single_output(default: Path, output: Path | None, force: bool, inputs=()) -
 
 
 def _save(image, path: Path, network, *, source: str, force: bool, quiet: bool, config=None, **extra) -> None:
-    from ..images import save_image
-    from ..metadata import build_metadata
+    from ..io.images import save_image
+    from ..io.metadata import build_metadata
 
     meta = build_metadata(
         config, model=network.name, weights=network.weights, device=str(network.device), source=source, **extra
@@ -434,7 +434,7 @@ def deconv(images, layer, rule, position, plain, size, max_pixels, output, force
 def _fft_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("dreamer.render") is not None
+    return importlib.util.find_spec("dreamer.loops.render") is not None
 
 
 @main.command()

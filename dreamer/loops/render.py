@@ -1,8 +1,8 @@
 """The feature-visualisation render loop: optimise a parameterised image with Adam.
 
-Where the classic engine (`dreamer.engine`) nudges pixels along a normalised gradient,
+Where the classic engine (`dreamer.loops.deepdream`) nudges pixels along a normalised gradient,
 octave by octave, a render holds the image in a parameterisation (Fourier coefficients of
-decorrelated colours by default, see `dreamer.parameterization`) and asks that the objective
+decorrelated colours by default, see `dreamer.loops.parameterization`) and asks that the objective
 be high *whatever small random transform the image then undergoes* (jitter, scale, rotation):
 only patterns that survive being moved a little are rewarded, which is what turns noise into
 recognisable objects (Olah, Mordvintsev & Schubert, "Feature Visualization", Distill 2017).
@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import transforms as T
-from .config import DreamConfig
-from .engine import Progress, ProgressFn, make_generators, plan_octaves
-from .gradients import total_variation
-from .objectives import Objective, build_objective
+from .. import transforms as T
+from ..config import DreamConfig
+from .deepdream import Progress, ProgressFn, make_generators, plan_octaves
+from ..backend.gradients import total_variation
+from ..objectives import Objective, build_objective
 from .parameterization import make_parameterization
 
 __all__ = ["render", "make_render_transform", "RENDER_SCALES", "RENDER_ANGLES", "NOISE_AMPLITUDE"]
@@ -84,7 +84,7 @@ class _BlurGradient(torch.autograd.Function):
 def _autocast(precision: str, device: torch.device):
     """Reduced precision for the network's forward pass, on CUDA only (``auto`` as in
     `fast.resolve_precision`: bf16 on cards with native bf16, else fp32)."""
-    from .fast import resolve_precision
+    from ..backend.fast import resolve_precision
 
     resolved = resolve_precision(precision, device)
     if device.type != "cuda" or resolved == "fp32":
@@ -95,7 +95,7 @@ def _autocast(precision: str, device: torch.device):
 def _loss_scale(precision: str, device: torch.device) -> float:
     # fp16 gradients of averaged objectives underflow unless the loss is scaled; Adam's steps
     # do not change when the loss is multiplied by a constant, so it is never divided out
-    from .fast import FP16_LOSS_SCALE
+    from ..backend.fast import FP16_LOSS_SCALE
 
     return FP16_LOSS_SCALE if device.type == "cuda" and precision == "fp16" else 1.0
 

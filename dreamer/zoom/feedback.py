@@ -1,7 +1,7 @@
 """Zoom videos: dream a frame, zoom (rotate, shift) into it, dream again on the result.
 
 Pure engine: never prints, never touches files. `zoom_frames` yields each finished frame as
-a uint8 (H, W, 3) array; the caller writes it (see `dreamer.video.FrameStore`).
+a uint8 (H, W, 3) array; the caller writes it (see `dreamer.io.video.FrameStore`).
 
 The recurrence, for a video of `frames` frames::
 
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import transforms as T
-from .config import DreamConfig
-from .errors import ConfigError
+from .. import transforms as T
+from ..config import DreamConfig
+from ..errors import ConfigError
 
 __all__ = [
     "LIGHT_DREAM",
@@ -223,7 +223,7 @@ def frame_seed(seed: int, video: int, frame: int) -> int:
 def quantize(image: torch.Tensor) -> np.ndarray:
     """(3,H,W) or (1,3,H,W) float in [0,1], any device -> (H,W,3) uint8 on the CPU (clamped,
     rounded): exactly what is saved, so it is also what is fed back."""
-    from .images import to_uint8
+    from ..io.images import to_uint8
 
     return to_uint8(image)
 
@@ -313,7 +313,7 @@ def zoom_frames(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "an integer >= 1, or None for no limit")
     if dream is None:
-        from .engine import dream
+        from ..loops.deepdream import dream
     device = network.device
     state: list[np.ndarray] = []
     position: list[int] = []

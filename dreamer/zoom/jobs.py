@@ -30,7 +30,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError, closest
+from ..errors import UsageError, closest
 
 __all__ = ["Job", "JobsFileError", "KEYS", "parse_jobs", "parse_jobs_text"]
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import DreamerError
+from ..errors import DreamerError
 from .fast import Forward, is_oom
-from .objectives import Objective
+from ..objectives import Objective
 
 __all__ = [
     "Tile",

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import transforms as T
-from .config import DreamConfig
-from .errors import ImageError
-from .gradients import GradientFn, make_gradient_fn
-from .objectives import Objective, build_objective
+from .. import transforms as T
+from ..config import DreamConfig
+from ..errors import ImageError
+from ..backend.gradients import GradientFn, make_gradient_fn
+from ..objectives import Objective, build_objective
 
 __all__ = ["Progress", "ProgressFn", "OctavePlan", "plan_octaves", "dream", "make_generators"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .objectives import Objective
+from ..objectives import Objective
 
 __all__ = [
     "resolve_precision",

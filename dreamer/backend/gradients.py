@@ -13,7 +13,7 @@ import weakref
 import torch
 import torch.nn as nn
 
-from .objectives import Objective
+from ..objectives import Objective
 
 __all__ = ["GradientFn", "EagerGradient", "make_gradient_fn", "total_variation"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import DreamConfig
+from ..config import DreamConfig
 
 __all__ = ["METADATA_KEY", "build_metadata", "parse_metadata"]
 
@@ -24,7 +24,7 @@ def build_metadata(
     **extra: Any,
 ) -> dict[str, str]:
     """Text chunks for an output: a JSON record of every resolved setting, plus `Software`."""
-    from . import __version__
+    from .. import __version__
 
     record: dict[str, Any] = {
         "dreamer_version": __version__,
@@ -39,7 +39,7 @@ def build_metadata(
         # what `precision = "auto"` became on this device
         import torch
 
-        from .fast import resolve_precision
+        from ..backend.fast import resolve_precision
 
         record["precision_used"] = resolve_precision(config.precision, torch.device(device))
     record.update(extra)
