@@ -1,72 +1,183 @@
 """Objectives: what a dream maximises, as values that compose.
 
 An objective maps the activations of a forward pass ({node: tensor}) to one score per
-image, shape (B,). Objectives add, subtract and scale:
-``0.5 * channel("inception4a", 97) + layer_l2("inception4c")``.
+image, shape (B,). Objectives add, subtract and scale by numbers:
+``0.5 * channel("inception4a", 97) + layer_l2("inception4c")``. A sum keeps its terms in a
+flat list and is evaluated with a loop, so thousands of terms work. The product of two
+objectives is not defined (a TypeError says so): it would not be a mean over positions, and
+nothing in dreamer needs it.
+
+Each objective says whether it is `tileable`: its score is a mean over the spatial positions
+of one node's activations of a per-position value, so the score of a whole image equals the
+position-weighted sum of the scores of tiles that partition the activations (`layer_l2` and
+`channel` are; a maximum, the square of a mean, a class logit or an arbitrary function are
+not). Weighted sums of tileable objectives are tileable.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import torch
 
 from .classes import resolve_class  # re-exported: it lives in dreamer.classes
 from .config import ClassTarget, ConfigError, LayerTarget
+from .targets import resolve_targets
 
-__all__ = ["Objective", "layer_l2", "channel", "class_logit", "build_objective", "resolve_class"]
+__all__ = ["Objective", "Sum", "layer_l2", "channel", "class_logit", "build_objective", "resolve_class"]
 
 Activations = Mapping[str, torch.Tensor]
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _product_error(a: object, b: object) -> TypeError:
+    return TypeError(
+        f"cannot multiply {a!r} by {b!r}: an objective can be scaled by a number "
+        "(0.5 * layer_l2(...)), but the product of two objectives is not defined"
+    )
+
+
 class Objective:
-    """A per-image score of activations. `nodes` are the network nodes it reads.
+    """A per-image score of activations, shape (B,). `nodes` are the network nodes it reads.
 
     `key` says what it computes, as hashable data (the built-in objectives and their sums and
     multiples have one); two objectives with equal keys compute the same thing, so prepared
     gradient functions can be reused between calls. Without a key an objective is only equal
     to itself.
+
+    `tileable=True` promises that the score is a mean over the spatial positions of the one
+    node in `nodes` of a value computed at each position alone (see the module docstring);
+    tiling uses it, so a wrong promise gives wrong gradients. Custom objectives default to False.
     """
 
     def __init__(
-        self, fn: Callable[[Activations], torch.Tensor], nodes: Sequence[str], name: str, *, key: Hashable = None
+        self,
+        fn: Callable[[Activations], torch.Tensor],
+        nodes: Sequence[str],
+        name: str,
+        *,
+        key: Hashable = None,
+        tileable: bool = False,
     ) -> None:
         self._fn = fn
         self.nodes = tuple(dict.fromkeys(nodes))
-        self.name = name
+        if tileable and len(self.nodes) != 1:
+            raise ValueError(f"a tileable objective reads exactly one node, not {self.nodes}")
+        self._name = name
         self.key = key if key is not None else ("id", id(self))
+        self.tileable = bool(tileable)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def terms(self) -> tuple[tuple[float, Objective], ...]:
+        """(weight, objective) pairs whose weighted sum plus `offset` is this objective; none of
+        the objectives is itself a sum."""
+        return ((1.0, self),)
+
+    @property
+    def offset(self) -> float:
+        return 0.0
 
     def __call__(self, acts: Activations) -> torch.Tensor:
         return self._fn(acts)
 
+    # -- arithmetic: every result is a flat Sum ------------------------------------------------
+
     def __add__(self, other: Objective | float) -> Objective:
-        if isinstance(other, (int, float)):
-            return Objective(
-                lambda a: self(a) + other, self.nodes, f"{self.name} + {other:g}", key=("add", self.key, float(other))
-            )
-        return Objective(
-            lambda a: self(a) + other(a), self.nodes + other.nodes, f"{self.name} + {other.name}",
-            key=("add", self.key, other.key),
-        )
+        if _is_number(other):
+            return Sum(self.terms, self.offset + float(other))
+        if isinstance(other, Objective):
+            return Sum(self.terms + other.terms, self.offset + other.offset)
+        return NotImplemented
 
     def __radd__(self, other: float) -> Objective:
-        # lets sum([...]) start from 0
-        return self if other == 0 else self + other
+        if _is_number(other):
+            # lets sum([...]) start from 0
+            return self if other == 0 else self + other
+        return NotImplemented
 
     def __mul__(self, k: float) -> Objective:
-        return Objective(lambda a: k * self(a), self.nodes, f"{k:g} * {self.name}", key=("mul", float(k), self.key))
+        if isinstance(k, Objective):
+            raise _product_error(self, k)
+        if not _is_number(k):
+            return NotImplemented
+        k = float(k)
+        return Sum(tuple((k * w, t) for w, t in self.terms), k * self.offset)
 
-    __rmul__ = __mul__
+    def __rmul__(self, k: float) -> Objective:
+        return self.__mul__(k)
+
+    def __truediv__(self, k: float) -> Objective:
+        if isinstance(k, Objective):
+            raise TypeError(f"cannot divide {self!r} by {k!r}: an objective can be divided by a number only")
+        if not _is_number(k):
+            return NotImplemented
+        return self * (1.0 / float(k))
 
     def __neg__(self) -> Objective:
         return -1.0 * self
 
-    def __sub__(self, other: Objective) -> Objective:
+    def __sub__(self, other: Objective | float) -> Objective:
+        if not (_is_number(other) or isinstance(other, Objective)):
+            return NotImplemented
         return self + (-other)
+
+    def __rsub__(self, other: float) -> Objective:
+        if not _is_number(other):
+            return NotImplemented
+        return (-self) + other
 
     def __repr__(self) -> str:
         return f"Objective({self.name})"
+
+
+class Sum(Objective):
+    """offset + sum of weight * term, evaluated in a loop (no recursion, however many terms).
+
+    Built by the arithmetic of `Objective`; its terms are never sums themselves."""
+
+    def __init__(self, terms: Sequence[tuple[float, Objective]], offset: float = 0.0) -> None:
+        self._terms = tuple((float(w), t) for w, t in terms)
+        self._offset = float(offset)
+        self.nodes = tuple(dict.fromkeys(n for _, t in self._terms for n in t.nodes))
+        self.key = ("sum", tuple((w, t.key) for w, t in self._terms), self._offset)
+        self.tileable = bool(self._terms) and all(t.tileable for _, t in self._terms)
+
+    @property
+    def terms(self) -> tuple[tuple[float, Objective], ...]:
+        return self._terms
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    @property
+    def name(self) -> str:
+        parts = []
+        for w, t in self._terms:
+            text = t.name if w == 1.0 else f"{w:g} * {t.name}"
+            parts.append(text if not parts else ("- " + text[1:] if text.startswith("-") else "+ " + text))
+        if self._offset or not parts:
+            parts.append(f"{self._offset:g}" if not parts else f"{'-' if self._offset < 0 else '+'} {abs(self._offset):g}")
+        return " ".join(parts)
+
+    def __call__(self, acts: Activations) -> torch.Tensor:
+        total = None
+        for w, t in self._terms:
+            value = t(acts)
+            value = value if w == 1.0 else w * value
+            total = value if total is None else total + value
+        if total is None:
+            raise ValueError("an empty sum of objectives has no batch size")
+        return total + self._offset if self._offset else total
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,7 +203,7 @@ def layer_l2(node: str, channels: Sequence[int] | None = None) -> Objective:
         return a.float().pow(2).flatten(1).mean(1)
 
     label = node if channels is None else f"{node}:{','.join(map(str, channels))}"
-    return Objective(fn, [node], f"l2({label})", key=("l2", node, chosen))
+    return Objective(fn, [node], f"l2({label})", key=("l2", node, chosen), tileable=True)
 
 
 def channel(node: str, index: int) -> Objective:
@@ -104,7 +215,7 @@ def channel(node: str, index: int) -> Objective:
             raise ConfigError("channel", index, f"{node} has channels 0-{a.shape[1] - 1}")
         return a[:, index].float().flatten(1).mean(1)
 
-    return Objective(fn, [node], f"channel({node}:{index})", key=("channel", node, int(index)))
+    return Objective(fn, [node], f"channel({node}:{index})", key=("channel", node, int(index)), tileable=True)
 
 
 def class_logit(index: int, node: str = "fc") -> Objective:
@@ -124,25 +235,12 @@ def build_objective(
     """The objective of a config's layer and class terms on `network`.
 
     Each layer term is averaged on its own (so layers of different sizes weigh alike), then
-    terms are summed with their weights. Names and channel numbers are checked here.
+    terms are summed with their weights. Names and channel numbers are checked by
+    `dreamer.targets.resolve_targets`.
     """
-    terms: list[Objective] = []
-    for target in layers:
-        info = network.resolve(target.layer)
-        if target.channels is not None and info.channels is not None:
-            bad = [c for c in target.channels if c >= info.channels]
-            if bad:
-                raise ConfigError(
-                    "channel", bad[0], f"{info.name} has channels 0-{info.channels - 1}"
-                )
-        terms.append(target.weight * layer_l2(info.node, target.channels))
-    if classes:
-        if not network.categories:
-            raise ConfigError("class", classes[0].name, "a model with class names (e.g. googlenet)")
-        logits = network.resolve("logits")
-        for target in classes:
-            index = resolve_class(target.name, network.categories)
-            terms.append(target.weight * class_logit(index, logits.node))
+    resolved = resolve_targets(network, layers, classes)
+    terms: list[Objective] = [t.weight * layer_l2(info.node, t.channels) for info, t in resolved.layers]
+    terms += [t.weight * class_logit(index, resolved.logits.node) for index, t in resolved.classes]
     if not terms:
         raise ConfigError("objective", "", "at least one layer or class")
     return sum(terms)  # type: ignore[return-value]
