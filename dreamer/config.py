@@ -30,8 +30,8 @@ PARAMS = ("pixel", "fft")
 TRANSFORMS = ("none", "standard")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-# module paths of custom networks may start with a digit ("2", "features.10")
-_LAYER_RE = re.compile(r"^(?P<layer>\w[\w.]*)(?::(?P<channels>[^=]+))?(?:=(?P<weight>.+))?$")
+# module paths of custom networks may start with a digit ("2", "features.10"); "@deep" names a role
+_LAYER_RE = re.compile(r"^(?P<layer>@?\w[\w.]*)(?::(?P<channels>[^=]+))?(?:=(?P<weight>.+))?$")
 _MAX_CHANNELS_LISTED = 4096
 _MAX_SEED = 2**64 - 1
 

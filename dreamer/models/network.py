@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, UnknownNameError
-from .spec import IMAGENET_MEAN, IMAGENET_STD, LayerInfo, ModelSpec
+from .spec import IMAGENET_MEAN, IMAGENET_STD, ROLE_PREFIX, LayerInfo, ModelSpec
 
 __all__ = ["Network", "StagedExtractor", "HookExtractor"]
 
@@ -106,6 +106,7 @@ class Network:
         std: Sequence[float] = IMAGENET_STD,
         spec: ModelSpec | None = None,
         min_size: int = 32,
+        roles: dict[str, str] | None = None,
     ) -> None:
         module.eval()
         for p in module.parameters():
@@ -115,6 +116,7 @@ class Network:
         self.weights = weights
         self.spec = spec
         self.min_size = spec.min_size if spec else min_size
+        self.roles = spec.role_layers() if spec else dict(roles or {})
         self.normalize = _Normalize(mean, std).to(self.device)
 
     @classmethod
@@ -126,9 +128,13 @@ class Network:
         std: Sequence[float] = IMAGENET_STD,
         name: str = "custom",
         min_size: int = 32,
+        roles: dict[str, str] | None = None,
     ) -> Network:
-        """Wrap your own network. `mean`/`std` normalise [0,1] RGB input the way it was trained."""
-        return cls(module, name=name, weights="user module", mean=mean, std=std, min_size=min_size)
+        """Wrap your own network. `mean`/`std` normalise [0,1] RGB input the way it was trained.
+
+        `roles` optionally maps role names (``{"deep": "features.28"}``) to module paths, so
+        presets that name roles (``@deep``) work with it too."""
+        return cls(module, name=name, weights="user module", mean=mean, std=std, min_size=min_size, roles=roles)
 
     @property
     def device(self) -> torch.device:
@@ -150,8 +156,15 @@ class Network:
         return self.spec.layers if self.spec else ()
 
     def resolve(self, layer: str) -> LayerInfo:
-        """The layer called `layer` (a name, an alias, or for custom networks a module path)."""
+        """The layer called `layer` (a name, an alias, a role such as ``@deep``, or for custom
+        networks a module path)."""
         if self.spec is None:
+            if layer.startswith(ROLE_PREFIX):
+                role = layer[len(ROLE_PREFIX):].lower()
+                if role not in self.roles:
+                    listing = "Network.from_module(..., roles={...})"
+                    raise UnknownNameError("role", layer, [ROLE_PREFIX + r for r in self.roles], listing=listing)
+                return self.resolve(self.roles[role])
             modules = dict(self.module.named_modules())
             if layer not in modules or layer == "":
                 raise UnknownNameError("layer", layer, [n for n in modules if n])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -14,26 +16,38 @@ from .weights import WeightsChoice, load_weights, parse_weights
 __all__ = ["MODELS", "get_spec", "list_models", "load_model"]
 
 
-def _googlenet() -> ModelSpec:
-    from .googlenet import GOOGLENET
+def _spec(module: str, attribute: str) -> Callable[[], ModelSpec]:
+    def get() -> ModelSpec:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
 
-    return GOOGLENET
+    return get
 
 
-# name -> function returning the spec (imports stay lazy)
-MODELS = {"googlenet": _googlenet}
+# name -> function returning the spec (imports stay lazy: `dreamer --help` loads no torchvision)
+MODELS: dict[str, Callable[[], ModelSpec]] = {
+    "googlenet": _spec("googlenet", "GOOGLENET"),
+    "inceptionv1": _spec("inceptionv1", "INCEPTIONV1"),
+    "inception-v3": _spec("inception_v3", "INCEPTION_V3"),
+    "vgg16": _spec("vgg", "VGG16"),
+    "vgg19": _spec("vgg", "VGG19"),
+    "resnet50": _spec("resnet", "RESNET50"),
+    "alexnet": _spec("alexnet", "ALEXNET"),
+    "efficientnet-lite0": _spec("efficientnet_lite", "LITE0"),
+    "efficientnet-lite1": _spec("efficientnet_lite", "LITE1"),
+}
 DEFAULT_MODEL = "googlenet"
 
 
 def list_models() -> list[str]:
-    return sorted(MODELS)
+    """Registered model names, in the order `dreamer models` lists them."""
+    return list(MODELS)
 
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of a registered model; UnknownNameError (with close names) otherwise."""
-    key = name.lower()
+    key = name.lower().replace("_", "-")
     if key not in MODELS:
-        raise UnknownNameError("model", name, MODELS, listing="dreamer layers --help")
+        raise UnknownNameError("model", name, MODELS, listing="dreamer models")
     return MODELS[key]()
 
 
@@ -46,8 +60,8 @@ def load_model(
 ) -> Network:
     """Build a registry model with its weights, frozen, in eval mode, on `device`.
 
-    `weights`: ``"pretrained"`` (downloaded once via torchvision into the torch hub cache,
-    hash-checked), ``"random"``/``"random:SEED"`` (seeded random initialisation, for tests and
+    `weights`: ``"pretrained"`` (downloaded once into the torch hub cache and hash-checked, or
+    for efficientnet-lite read from the installed package that ships them), ``"random"``/``"random:SEED"`` (seeded random initialisation, for tests and
     benchmarks), or the path of a state-dict file. Raises WeightsError when they cannot be had.
     """
     spec = get_spec(name)
