@@ -244,3 +244,128 @@ def build_objective(
     if not terms:
         raise ConfigError("objective", "", "at least one layer or class")
     return sum(terms)  # type: ignore[return-value]
+
+
+# --- steering objectives: neuron, guide, diversity (issue 14) --------------------------------
+# Appended section, kept apart from the core above: each is an ordinary Objective and composes
+# with the others (`neuron(...) - 0.5 * diversity(...)`).
+
+__all__ += ["neuron", "guide", "diversity", "NEURON_CENTER"]
+
+#: The position (x, y) of `neuron`'s default unit: the centre, as fractions of width and height.
+NEURON_CENTER = (0.5, 0.5)
+
+# how many (position, guide feature) dot products `guide` forms at once: bounds its memory
+_GUIDE_CHUNK = 1 << 22
+
+
+def _grid_index(fraction: float, length: int) -> int:
+    # fraction 0..1 of the grid -> cell; 0.5 gives length // 2 (the centre, as Lucid picks it)
+    return min(int(fraction * length), length - 1)
+
+
+def neuron(node: str, index: int, x: float = NEURON_CENTER[0], y: float = NEURON_CENTER[1]) -> Objective:
+    """The activation of one unit per image: channel `index` of `node` at one spatial position.
+
+    The position is given as fractions of the layer's width (`x`) and height (`y`), 0 to 1, so
+    it names the same place in the picture at every octave size; the default (0.5, 0.5) is the
+    centre cell (``w // 2, h // 2``). Only that unit's receptive field gets a gradient. Not
+    tileable (it is one position, not a mean over positions).
+    """
+    index = int(index)
+    for name, value in (("x", x), ("y", y)):
+        if not _is_number(value) or not 0.0 <= float(value) <= 1.0:
+            raise ConfigError("position", value, f"{name} as a fraction 0-1 of the layer's size")
+    x, y = float(x), float(y)
+
+    def fn(acts: Activations) -> torch.Tensor:
+        a = acts[node]
+        if a.dim() != 4:
+            raise ConfigError("layer", node, "a layer with a spatial grid (not the class scores) for a neuron")
+        if not 0 <= index < a.shape[1]:
+            raise ConfigError("channel", index, f"{node} has channels 0-{a.shape[1] - 1}")
+        h, w = a.shape[-2:]
+        return a[:, index, _grid_index(y, h), _grid_index(x, w)].float()
+
+    where = "center" if (x, y) == NEURON_CENTER else f"{x:g},{y:g}"
+    return Objective(fn, [node], f"neuron({node}:{index}@{where})", key=("neuron", node, index, x, y))
+
+
+def _digest(t: torch.Tensor) -> str:
+    import hashlib
+
+    data = t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return hashlib.sha1(data + repr(tuple(t.shape)).encode()).hexdigest()
+
+
+def guide(node: str, features: torch.Tensor, channels: Sequence[int] | None = None) -> Objective:
+    """The guided objective: each position of `node` is pushed towards the guide feature vector
+    it matches best.
+
+    `features`: (C, N) float tensor, the guide image's activation vectors at `node` for its N
+    positions (see `dreamer.steer.guide_features`), any device. Score per image: the mean over
+    the positions x of ``max_j <a_x, g_j> / C`` (C channels, or the chosen `channels`), so its
+    gradient at each position is the best-matching guide vector, and its scale is that of
+    `layer_l2` on the same layer. Tileable: each position's value depends on it alone.
+    """
+    if features.dim() != 2 or features.shape[1] < 1:
+        raise ValueError(f"guide features must be (C, N), got {tuple(features.shape)}")
+    chosen = None if channels is None else tuple(int(c) for c in channels)
+    base = features.detach().float()
+    if chosen is not None:
+        if max(chosen) >= base.shape[0]:
+            raise ConfigError("channel", max(chosen), f"{node} has channels 0-{base.shape[0] - 1}")
+        base = base[list(chosen)]
+    base = base.contiguous()
+    depth = base.shape[0]
+    on_device: dict[torch.device, torch.Tensor] = {}
+
+    def fn(acts: Activations) -> torch.Tensor:
+        a = acts[node]
+        if chosen is not None:
+            a = a.index_select(1, _channel_index(chosen, a.device))
+        if a.dim() != 4 or a.shape[1] != depth:
+            raise ConfigError("layer", node, f"the layer the guide's features were taken at ({depth} channels)")
+        g = on_device.get(a.device)
+        if g is None:
+            g = on_device[a.device] = base.to(a.device)
+        flat = a.float().flatten(2)  # (B, C, P)
+        batch, _, positions = flat.shape
+        chunk = max(1, _GUIDE_CHUNK // max(1, batch * g.shape[1]))
+        best = [
+            torch.einsum("bcp,cn->bpn", flat[:, :, lo : lo + chunk], g).amax(dim=2)
+            for lo in range(0, positions, chunk)
+        ]
+        return torch.cat(best, dim=1).mean(1) / depth
+
+    label = node if chosen is None else f"{node}:{','.join(map(str, chosen))}"
+    key = ("guide", node, chosen, _digest(base))
+    return Objective(fn, [node], f"guide({label})", key=key, tileable=True)
+
+
+def diversity(node: str) -> Objective:
+    """Lucid's diversity term: how different each image's Gram matrix at `node` is from the
+    others' in the batch.
+
+    Per image i: minus the mean cosine similarity of its (C, C) Gram matrix (channel
+    correlations over positions: style, not layout) with those of the other images. Scores are
+    in [-1, 1] (in [-1, 0] after a ReLU, whose Gram matrices are non-negative); adding
+    ``w * diversity(node)`` to an objective pushes a batch's images apart. Needs a batch of at
+    least two images: with one there is nothing to differ from (ConfigError).
+    """
+
+    def fn(acts: Activations) -> torch.Tensor:
+        a = acts[node]
+        if a.dim() != 4:
+            raise ConfigError("layer", node, "a layer with a spatial grid (not the class scores) for diversity")
+        batch = a.shape[0]
+        if batch < 2:
+            raise ConfigError("batch", batch, "at least 2 images: diversity compares the images of a batch")
+        flat = a.float().flatten(2)
+        gram = torch.bmm(flat, flat.transpose(1, 2)) / flat.shape[2]  # (B, C, C)
+        gram = torch.nn.functional.normalize(gram.flatten(1), dim=1, eps=1e-10)
+        similarity = gram @ gram.T  # (B, B)
+        others = similarity.sum(1) - similarity.diagonal()
+        return -others / (batch - 1)
+
+    return Objective(fn, [node], f"diversity({node})", key=("diversity", node))
