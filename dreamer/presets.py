@@ -3,6 +3,9 @@
 A preset file is flat TOML: a one-line ``description``, an optional ``start`` (the image
 used when none is given: ``noise:WIDTHxHEIGHT`` or a photo's path, relative to the file),
 and any `DreamConfig` field (``layers = ["mixed4c", "mixed5a=0.5"]``, ``octaves = 4`` ...).
+A layer may be named by its role instead (``"@deep"``, ``"@middle=0.5"``): each model says
+which of its layers is its ``@shallow``, ``@lower``, ``@middle``, ``@upper`` and ``@deep``
+one (and ``@default``, ``@logits``), so such a preset works with every model.
 Fields left out keep their defaults; a preset that names ``classes`` but not ``layers``
 has no layer terms. Unknown keys, wrong types and out-of-range values are `PresetError`s
 that name the file, the key and what is allowed.
@@ -38,6 +41,8 @@ __all__ = [
     "check_preset",
     "parse_preset",
     "preset_to_toml",
+    "for_model",
+    "resolved_roles",
 ]
 
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(DreamConfig))
@@ -51,8 +56,9 @@ _BUNDLED_PACKAGE = "dreamer.presets_data"
 _COMMENTS = {
     "description": "one line shown by `dreamer presets`",
     "start": "image used when none is given: noise:WIDTHxHEIGHT, or a photo (path relative to this file)",
-    "model": "network (see `dreamer layers`)",
-    "layers": 'layers to amplify: "NAME", "NAME:CHANNELS" (97, 10,20 or 0-15), "NAME=WEIGHT"',
+    "model": "network (see `dreamer models`); --model overrides it",
+    "layers": 'layers to amplify: "NAME", "NAME:CHANNELS" (97, 10,20 or 0-15), "NAME=WEIGHT"; '
+    '"@ROLE" is the model\'s layer for a role: @shallow @lower @middle @upper @deep',
     "classes": 'ImageNet classes to grow: "banana", "954", "anemone fish=0.5" (see `dreamer classes`)',
     "octaves": "pixel: number of scales, each octave_scale larger than the last",
     "octave_scale": "pixel: size ratio between octaves, > 1",
@@ -164,15 +170,11 @@ def check_preset(preset: Preset) -> None:
         spec = get_spec(config.model)
     except UsageError as exc:
         raise PresetError(f"{source}: key 'model': {exc.message}", hint=exc.hint) from None
-    layers = {n.lower(): info for info in spec.layers for n in (info.name, *info.aliases)}
     for target in config.layers:
-        info = layers.get(target.layer.lower())
-        if info is None:
-            near = closest(target.layer, [i.name for i in spec.layers])
-            message = f"{source}: key 'layers': unknown layer {target.layer!r}"
-            if near:
-                message += f"; did you mean {', '.join(repr(n) for n in near)}?"
-            raise PresetError(message, hint=f"see `dreamer layers --model {spec.name}`")
+        try:
+            info = spec.resolve(target.layer)
+        except UsageError as exc:
+            raise PresetError(f"{source}: key 'layers': {exc.message}", hint=f"see `dreamer layers --model {spec.name}`") from None
         if target.channels is not None and info.channels is not None:
             bad = [c for c in target.channels if c >= info.channels]
             if bad:
@@ -181,7 +183,7 @@ def check_preset(preset: Preset) -> None:
         try:
             resolve_class(target.name, spec.categories)
         except UsageError as exc:
-            raise PresetError(f"{source}: key 'classes': {exc.message}", hint=exc.hint) from None
+            raise PresetError(f"{source}: key 'classes': {exc.message}", hint=spec.categories_note or exc.hint) from None
 
 
 def _load_file(path: Path) -> Preset:
@@ -318,8 +320,41 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+def for_model(preset: Preset, model: str) -> Preset:
+    """The preset on another model (its roles then name that model's layers), checked.
+
+    An unknown model, or a layer or class the model lacks, is a UsageError (exit 2) naming
+    the model."""
+    from .models import get_spec
+
+    spec = get_spec(model)  # UnknownNameError with the closest names
+    moved = dataclasses.replace(preset, config=preset.config.replace(model=spec.name))
+    try:
+        check_preset(moved)
+    except PresetError as exc:
+        raise UsageError(f"--model {spec.name}: {exc.message}", hint=exc.hint) from None
+    return moved
+
+
+def resolved_roles(config: DreamConfig) -> list[tuple[str, str]]:
+    """(role spec, the layer it names on the config's model) for each layer term given by role,
+    e.g. ``("@deep=0.5", "mixed5a=0.5")``; empty when the model is unknown."""
+    from .config import LayerTarget
+    from .models import get_spec
+
+    roles = [t for t in config.layers if t.layer.startswith("@")]
+    if not roles:
+        return []
+    try:
+        spec = get_spec(config.model)
+        return [(str(t), str(LayerTarget(spec.resolve(t.layer).name, t.channels, t.weight))) for t in roles]
+    except UsageError:
+        return []
+
+
 def preset_to_toml(preset: Preset) -> str:
-    """The preset as TOML, every setting written out (defaults included) with a comment.
+    """The preset as TOML, every setting written out (defaults included) with a comment;
+    layers named by role get a comment saying which layer each is on the preset's model.
 
     `parse_preset` (and so ``--preset FILE``) reads it back to the same settings.
     """
@@ -328,6 +363,8 @@ def preset_to_toml(preset: Preset) -> str:
     for key in PRESET_KEYS:
         value = values[key]
         lines.append(f"# {_COMMENTS[key]}")
+        if key == "layers" and (roles := resolved_roles(preset.config)):
+            lines.append(f"# on {preset.config.model}: " + ", ".join(f"{r} is {layer}" for r, layer in roles))
         if value is None:
             example = '"noise:512x512"' if key == "start" else "512"
             lines.append(f"# {key} = {example}")

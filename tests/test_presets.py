@@ -17,9 +17,11 @@ from dreamer.config import DreamConfig
 from dreamer.errors import PresetError, UnknownNameError, UsageError
 from dreamer.io.images import read_metadata, save_image
 from dreamer.io.metadata import parse_metadata
+from dreamer.models import list_models
 from dreamer.presets import (
     PRESET_KEYS,
     Preset,
+    for_model,
     list_presets,
     load_preset,
     parse_preset,
@@ -100,11 +102,81 @@ def test_class_presets_grow_their_class_from_noise(name, cls, network):
 
 def test_layer_presets():
     low, high, noise = load_preset("low-level"), load_preset("high-level"), load_preset("from-noise")
-    assert {t.layer for t in low.config.layers} <= {"mixed3a", "mixed3b"}
-    assert {t.layer for t in high.config.layers} <= {"mixed4c", "mixed4d", "mixed4e", "mixed5a"}
+    for preset in (low, high, noise):
+        assert all(t.layer.startswith("@") for t in preset.config.layers), "bundled layer presets name roles"
     assert high.config.octaves > low.config.octaves
     assert low.start is None and high.start is None
     assert noise.start is not None and noise.start.startswith("noise:")
+
+
+def _resolved(preset) -> list[str]:
+    from dreamer.models import get_spec
+
+    spec = get_spec(preset.config.model)
+    return [f"{spec.resolve(t.layer).name}{'' if t.weight == 1 else f'={t.weight:g}'}" for t in preset.config.layers]
+
+
+def test_role_presets_are_the_classic_googlenet_layers():
+    assert _resolved(load_preset("low-level")) == ["mixed3a=0.5", "mixed3b"]
+    assert _resolved(load_preset("high-level")) == ["mixed4c", "mixed4d", "mixed5a=0.5"]
+    assert _resolved(load_preset("from-noise")) == ["mixed4c"]
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_preset_works_on_every_model(model):
+    """Layer presets resolve their roles on every model; class presets fit every model whose
+    classes have ImageNet's names (inceptionv1's are known by index only)."""
+    for name in BUNDLED:
+        preset = load_preset(name)
+        if preset.config.classes and model == "inceptionv1":
+            with pytest.raises(UsageError) as info:
+                for_model(preset, model)
+            assert "by index" in info.value.hint
+            continue
+        moved = for_model(preset, model)
+        assert moved.config.model == model
+        assert len(set(_resolved(moved))) >= min(2, len(moved.config.layers))
+
+
+def test_presets_show_on_another_model():
+    result = CliRunner().invoke(main, ["presets", "show", "high-level", "--model", "vgg16"])
+    assert result.exit_code == 0, result.output
+    assert 'model = "vgg16"' in result.output
+    assert "# on vgg16: @middle is relu4_3, @upper is relu5_2, @deep=0.5 is relu5_3=0.5" in result.output
+    assert 'layers = ["@middle", "@upper", "@deep=0.5"]' in result.output
+    lite = CliRunner().invoke(main, ["presets", "show", "low-level", "-m", "efficientnet-lite0"]).output
+    assert "# on efficientnet-lite0: @shallow=0.5 is " in lite
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["high-level", "--model", "vgg61"], ["unknown model 'vgg61'", "'vgg16'", "dreamer models"]),
+        (["banana", "--model", "inceptionv1"], ["--model inceptionv1", "unknown class 'banana'", "by index"]),
+    ],
+)
+def test_presets_show_on_a_model_that_does_not_fit(args, fragments):
+    result = CliRunner().invoke(main, ["presets", "show", *args])
+    assert result.exit_code == 2, result.output
+    for fragment in fragments:
+        assert fragment in result.output
+
+
+def test_run_a_role_preset_on_another_model(tmp_path, photo):
+    out = tmp_path / "out.png"
+    args = ["run", str(photo), "--preset", "low-level", "--model", "alexnet", "--weights", "random:0",
+            "--size", "64", "--steps", "1", "--octaves", "1", "-q", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = parse_metadata(read_metadata(out))
+    assert record["model"] == "alexnet" and record["config"]["layers"] == ["@shallow=0.5", "@lower"]
+
+
+def test_user_preset_with_an_unknown_role(tmp_path):
+    path = write(tmp_path, 'layers = ["@deeep"]\n')
+    with pytest.raises(PresetError) as info:
+        load_preset(str(path))
+    assert "unknown role '@deeep'" in info.value.message and "'@deep'" in info.value.message
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -239,7 +311,7 @@ def test_preset_names_are_forgiving():
         ('layers = ["mixed9z"]\n', ["key 'layers'", "unknown layer 'mixed9z'", "did you mean"]),
         ('layers = ["mixed4a:600"]\n', ["key 'layers'", "channels 0-511"]),
         ('classes = ["bananna"]\n', ["key 'classes'", "'banana'"]),
-        ('model = "alexnet"\n', ["key 'model'", "unknown model"]),
+        ('model = "alexnett"\n', ["key 'model'", "unknown model", "'alexnet'"]),
         ("octaves = [\n", ["not valid TOML"]),
     ],
 )

@@ -35,11 +35,21 @@ def presets(ctx: click.Context) -> None:
 
 @presets.command()
 @click.argument("name", metavar="NAME|FILE")
-def show(name: str) -> None:
-    """Print a preset's resolved settings as TOML (save it, edit it, use it with --preset FILE)."""
-    from ..presets import load_preset, preset_to_toml
+@click.option("--model", "-m", metavar="NAME", help="Show it on this model: which layer each role (@deep ...) is.")
+def show(name: str, model: str | None) -> None:
+    """Print a preset's resolved settings as TOML (save it, edit it, use it with --preset FILE).
 
-    click.echo(preset_to_toml(load_preset(name)), nl=False)
+    \b
+    Examples:
+      dreamer presets show high-level
+      dreamer presets show high-level --model vgg16
+    """
+    from ..presets import for_model, load_preset, preset_to_toml
+
+    preset = load_preset(name)
+    if model is not None:
+        preset = for_model(preset, model)
+    click.echo(preset_to_toml(preset), nl=False)
 
 
 @main.command()
@@ -57,9 +67,14 @@ def classes(text: str | None, model: str) -> None:
     from ..classes import model_categories, search_classes
     from ..errors import closest
 
+    from ..models import get_spec
+
     categories = model_categories(model)
     if not categories:
         raise DreamerError(f"model {model!r} has no class names")
+    note = get_spec(model).categories_note
+    if note:
+        click.echo(f"Note: {note}", err=True)
     hits = search_classes(text, categories)
     if not hits:
         near = closest(text or "", categories)
