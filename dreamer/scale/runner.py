@@ -1,0 +1,596 @@
+"""Units of work on a Ray cluster: long-lived workers, a driver that feeds them, retries, progress.
+
+- A **worker** is a Ray actor that loads the model once (`Worker.__init__`) and then runs unit
+  after unit with the same prepared network, so its caches (folded copy, CUDA graphs) are
+  paid for once. It asks Ray for one GPU when the cluster has GPUs, otherwise `cpus` CPUs.
+- A **unit** is a picklable object with ``run(network, emit, stopping)``, executed on a worker;
+  it reports what happens through ``emit(event)`` and returns a `UnitResult`. It must be safe to
+  run again after a worker died half-way (zoom units resume from their frame stores).
+- The **driver** (`run_units`) starts the workers, hands each idle worker the largest unit
+  left, and collects events. A worker that dies (process killed, node lost) is dropped and its
+  unit handed to another worker (a fresh one if none is idle), up to `max_attempts` times.
+  Events reach the driver through a small inbox actor; the driver deduplicates them (a retried
+  unit repeats frames) and passes each new one, with a `ClusterProgress`, to `on_event`.
+- Ctrl-C (KeyboardInterrupt) on the driver asks every running unit to stop at its next safe
+  point (`stopping()` turns true), waits up to `stop_grace` seconds, kills what is left and
+  raises `RunInterrupted` with the report.
+
+Nothing here prints; Ray is imported inside the functions (it is an optional extra).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import ConfigError, DreamerError
+from .cluster import ClusterError, require_ray
+
+__all__ = [
+    "WorkerSpec", "Unit", "UnitResult", "Event", "WorkerReady", "UnitStarted", "FrameDone", "JobFinished",
+    "JobFailed", "WorkerLost", "ClusterProgress", "JobReport", "RunReport", "RunInterrupted", "RemoteError",
+    "Worker", "run_units",
+]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What each worker loads and what it asks the cluster for.
+
+    - ``model``, ``weights``: as `dreamer.models.load_model` takes them; every node must be able
+      to get the weights (a path must exist on every node; ``pretrained`` is downloaded by each
+      node into its own torch hub cache).
+    - ``device``: ``auto`` (one GPU per worker when the cluster has GPUs, else CPUs), ``cpu``
+      (CPU workers even on a GPU cluster) or ``cuda`` (GPU workers; an error without GPUs).
+    - ``cpus``: CPUs a CPU worker asks for, and the torch threads it uses.
+    """
+
+    model: str
+    weights: str = "pretrained"
+    device: str = "auto"
+    cpus: int = 1
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError("device", self.device, "auto, cpu or cuda (Ray gives each worker its GPU)")
+        if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or self.cpus < 1:
+            raise ConfigError("cpus", self.cpus, "an integer >= 1 (CPUs per CPU worker)")
+
+
+# --- events (plain data, sent from workers to the driver) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """A worker loaded the model. ``worker``: host:pid; ``device``: where it dreams."""
+
+    worker: str
+    device: str
+
+
+@dataclass(frozen=True)
+class UnitStarted:
+    """A worker began (``attempt`` 1) or took over (``attempt`` > 1) a unit; ``done`` lists
+    (job, frames already finished) where it starts: a unit taken over continues from its frame
+    stores. Units emit it first with ``attempt`` 0 and ``worker`` ""; the worker fills both in."""
+
+    unit: int
+    attempt: int = 0
+    worker: str = ""
+    done: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """Frame ``frame`` (0-based) of job ``job`` is finished and stored."""
+
+    job: int
+    frame: int
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """Job ``job`` is complete; its result is at ``output``."""
+
+    job: int
+    output: str
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """Job ``job`` failed; the other jobs go on. ``exit_code`` as `DreamerError.exit_code`."""
+
+    job: int
+    message: str
+    exit_code: int = 1
+    detail: str | None = None  # the worker's traceback when the failure is a bug
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A worker died while running ``unit`` (attempt ``attempt``); ``retried``: handed on."""
+
+    unit: int
+    attempt: int
+    worker: str
+    reason: str
+    retried: bool
+
+
+Event = WorkerReady | UnitStarted | FrameDone | JobFinished | JobFailed | WorkerLost
+
+
+@dataclass
+class UnitResult:
+    """What a unit returns: outputs of finished jobs, messages of failed ones, and whether it
+    stopped early because the driver asked (``stopped``)."""
+
+    finished: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, tuple[str, int]] = field(default_factory=dict)
+    stopped: bool = False
+
+
+class Unit(Protocol):
+    """Work for one worker (see the module docstring)."""
+
+    number: int
+
+    @property
+    def job_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def cost(self) -> float: ...
+
+    def frames(self) -> dict[int, tuple[int, int]]:
+        """job -> (frames finished before this run, frames in all)."""
+
+    def run(self, network: Any, emit: Callable[[Event], None], stopping: Callable[[], bool]) -> UnitResult: ...
+
+    def settle(self, result: UnitResult) -> None:
+        """Called on the driver once the unit's result is in (e.g. to tidy up files)."""
+
+
+class RemoteError(DreamerError):
+    """A DreamerError raised on a worker, carried back as plain data (its exit code kept)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+# --- the worker (a Ray actor) --------------------------------------------------------------------
+
+
+class Worker:
+    """Loads the model once; runs units. Turned into a Ray actor by `run_units`.
+
+    A failure to load (weights missing on this node ...) is kept and reported by `info`, not
+    raised, so that the driver can name the node and stop instead of restarting it for ever.
+    """
+
+    def __init__(self, spec: WorkerSpec, device: str) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.network = None
+        self.error: tuple[str, int, str | None] | None = None
+        try:
+            import torch
+
+            from ..devices import resolve_device
+            from ..models import load_model
+
+            if device == "cpu":
+                torch.set_num_threads(spec.cpus)
+            self.network = load_model(spec.model, weights=spec.weights, device=resolve_device(device))
+        except DreamerError as exc:
+            self.error = (exc.message, exc.exit_code, exc.hint)
+
+    def info(self) -> dict[str, Any]:
+        device = str(self.network.device) if self.network is not None else ""
+        return {"worker": self.name, "device": device, "error": self.error}
+
+    def run(self, unit: Unit, attempt: int, inbox: Any) -> UnitResult:
+        import ray
+
+        if self.network is None:  # the driver stops before this (see `info`)
+            raise RuntimeError(f"worker {self.name} has no model: {self.error}")
+        context = ray.get_runtime_context()
+        last: list[Any] = [None]
+
+        def emit(event: Event) -> None:
+            if isinstance(event, UnitStarted):  # the unit says where it starts; the worker, who and which try
+                event = dataclasses.replace(event, attempt=attempt, worker=self.name)
+            last[0] = inbox.put.remote(event)  # fire and forget; ordered per worker
+
+        result = unit.run(self.network, emit, context.is_canceled)
+        if last[0] is not None:  # let the last events arrive before the result does
+            ray.wait([last[0]], timeout=10)
+        return result
+
+
+class _Inbox:
+    """Events from every worker, taken in bulk by the driver (a Ray actor that uses no CPU)."""
+
+    def __init__(self) -> None:
+        self.items: list[Event] = []
+
+    def put(self, *events: Event) -> None:
+        self.items.extend(events)
+
+    def take(self) -> list[Event]:
+        items, self.items = self.items, []
+        return items
+
+
+# --- progress and report ---------------------------------------------------------------------------
+
+
+class ClusterProgress:
+    """What the driver knows about a run, updated from events: jobs finished and failed, frames
+    finished (each counted once, however often a retry remakes it), frames per second across
+    the cluster over the last `window` seconds, and the ETA that rate gives."""
+
+    def __init__(self, frames: dict[int, tuple[int, int]], *, window: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.window = window
+        self.start = clock()
+        self.done = {job: d for job, (d, _) in frames.items()}
+        self.total = {job: t for job, (_, t) in frames.items()}
+        self.finished: dict[int, str] = {}
+        self.failed: dict[int, JobFailed] = {}
+        self.workers: dict[str, str] = {}  # live workers: name -> device
+        self.retries = 0
+        self.made = 0  # frames made by this run (each once)
+        self.began: float | None = None  # when the first unit started
+        self._times: collections.deque[float] = collections.deque()
+
+    @property
+    def jobs_total(self) -> int:
+        return len(self.total)
+
+    @property
+    def frames_total(self) -> int:
+        return sum(self.total.values())
+
+    @property
+    def frames_done(self) -> int:
+        return sum(self.done.values())
+
+    @property
+    def rate(self) -> float | None:
+        """Dreamed frames per second over the last `window` seconds (None until work has gone
+        on for a second)."""
+        self._trim()
+        if self.began is None:
+            return None
+        span = min(self.window, self.clock() - self.began)
+        return len(self._times) / span if span >= 1.0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate (None while unknown; 0 when nothing is left)."""
+        left = self.frames_total - self.frames_done
+        if left <= 0:
+            return 0.0
+        rate = self.rate
+        return left / rate if rate else None
+
+    def _trim(self) -> None:
+        cutoff = self.clock() - self.window
+        while self._times and self._times[0] < cutoff:
+            self._times.popleft()
+
+    def apply(self, event: Event) -> bool:
+        """Take in one event; False when it says nothing new (a repeat from a retried unit)."""
+        if isinstance(event, FrameDone):
+            if event.job in self.finished or event.job in self.failed:
+                return False
+            new = event.frame + 1 - self.done.get(event.job, 0)
+            if new <= 0:
+                return False
+            self.done[event.job] = event.frame + 1
+            self.made += new
+            if event.frame > 0:  # frame 0 is the source: it costs nothing
+                self._times.extend([self.clock()] * new)
+                self._trim()
+            return True
+        if isinstance(event, JobFinished):
+            if event.job in self.finished or event.job in self.failed:
+                return False
+            self.finished[event.job] = event.output
+            self.done[event.job] = self.total.get(event.job, self.done.get(event.job, 0))
+            return True
+        if isinstance(event, JobFailed):
+            if event.job in self.finished or event.job in self.failed:
+                return False
+            self.failed[event.job] = event
+            self.total[event.job] = self.done.get(event.job, 0)  # its frames are no longer expected
+            return True
+        if isinstance(event, WorkerReady):
+            self.workers[event.worker] = event.device
+            return True
+        if isinstance(event, UnitStarted):
+            if self.began is None:
+                self.began = self.clock()
+            return True
+        if isinstance(event, WorkerLost):
+            self.workers.pop(event.worker, None)
+            self.retries += int(event.retried)
+            return True
+        return True
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """How one job ended: ``finished`` (with ``output``), ``failed`` (with ``message`` and
+    ``exit_code``) or ``unfinished`` (interrupted: its frame store can be resumed)."""
+
+    job: int
+    status: str
+    output: str | None = None
+    message: str | None = None
+    exit_code: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    jobs: tuple[JobReport, ...]
+    workers: int
+    retries: int
+    frames_made: int
+    elapsed: float
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> tuple[JobReport, ...]:
+        return tuple(j for j in self.jobs if j.status == "failed")
+
+    @property
+    def finished(self) -> tuple[JobReport, ...]:
+        return tuple(j for j in self.jobs if j.status == "finished")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C on the driver: the cluster's work was stopped; ``report`` says where each job is."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+# --- the driver ----------------------------------------------------------------------------------------
+
+
+def _worker_options(spec: WorkerSpec, resources: dict[str, float]) -> tuple[dict[str, Any], str, int]:
+    """Ray options of one worker, its device, and how many such workers the cluster holds."""
+    gpus = int(resources.get("GPU", 0))
+    cpus = int(resources.get("CPU", 0))
+    if spec.device == "cuda" and gpus < 1:
+        raise ClusterError("device cuda was asked for, but the Ray cluster has no GPUs",
+                           hint="leave the device out (auto) to use the CPUs")
+    if spec.device != "cpu" and gpus >= 1:
+        return {"num_gpus": 1, "num_cpus": 1}, "cuda", gpus
+    slots = cpus // spec.cpus
+    if slots < 1:
+        raise ClusterError(f"the Ray cluster has {cpus} CPUs; a worker asks for {spec.cpus}")
+    return {"num_gpus": 0, "num_cpus": spec.cpus}, "cpu", slots
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def run_units(
+    units: Sequence[Unit],
+    spec: WorkerSpec,
+    *,
+    workers: int | None = None,
+    on_event: Callable[[Event, ClusterProgress], None] | None = None,
+    max_attempts: int = 3,
+    stop_grace: float = 30.0,
+    poll: float = 0.25,
+) -> RunReport:
+    """Run `units` on the connected Ray cluster (see `Cluster`) and return how each job ended.
+
+    At most `workers` workers (default: one per GPU, or per `spec.cpus` CPUs, of the cluster;
+    never more than there are units). A unit whose worker dies is run again by another worker,
+    at most `max_attempts` times in all; then its unfinished jobs fail. A job's error fails that
+    job only. Raises ClusterError when workers cannot start, RemoteError when the model cannot be
+    loaded on a worker, RunInterrupted on Ctrl-C.
+    """
+    ray = require_ray()
+    from ray.exceptions import RayActorError, RayError, RayTaskError, TaskCancelledError
+
+    if not ray.is_initialized():
+        raise ClusterError("not connected to a Ray cluster", hint="run inside `with Cluster(...)`")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError("workers", workers, "an integer >= 1, or None for one per GPU/CPU slot")
+    if max_attempts < 1:
+        raise ConfigError("max_attempts", max_attempts, "an integer >= 1")
+    units = list(units)
+    numbers = [u.number for u in units]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("unit numbers must be distinct")
+    frames: dict[int, tuple[int, int]] = {}
+    for unit in units:
+        frames.update(unit.frames())
+    progress = ClusterProgress(frames)
+    started = time.monotonic()
+    if not units:
+        return RunReport((), 0, 0, 0, 0.0)
+
+    options, device, slots = _worker_options(spec, ray.cluster_resources())
+    target = min(len(units), workers or slots)
+    actor_class = ray.remote(Worker).options(max_restarts=0, max_task_retries=0, **options)
+    inbox = ray.remote(_Inbox).options(num_cpus=0).remote()
+
+    pending = collections.deque(sorted(units, key=lambda u: -u.cost))
+    attempts = {u.number: 0 for u in units}
+    starting: dict[Any, Any] = {}  # info ref -> actor
+    idle: list[Any] = []
+    running: dict[Any, tuple[Unit, Any, int]] = {}  # run ref -> (unit, actor, attempt)
+    names: dict[Any, str] = {}  # actor id -> host:pid
+    lost = 0
+    max_lost = max_attempts * target + target  # workers that die while loading count too
+
+    def notify(event: Event) -> None:
+        if progress.apply(event) and on_event is not None:
+            on_event(event, progress)
+
+    def drain() -> None:
+        for event in ray.get(inbox.take.remote()):
+            notify(event)
+
+    def start_worker() -> None:
+        actor = actor_class.remote(spec, device)
+        starting[actor.info.remote()] = actor
+
+    def kill(actor: Any) -> None:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+
+    def fail_unit(unit: Unit, message: str, detail: str | None = None) -> None:
+        for job in unit.job_ids:
+            notify(JobFailed(job, message, 1, detail))
+
+    def take_result(unit: Unit, result: UnitResult) -> None:
+        for job, output in result.finished.items():
+            notify(JobFinished(job, output))
+        for job, (message, code) in result.failed.items():
+            notify(JobFailed(job, message, code))
+        unit.settle(result)
+
+    def collect(ref: Any) -> None:
+        """A finished `run` call: take its result, or retry/fail its unit."""
+        nonlocal lost
+        unit, actor, attempt = running.pop(ref)
+        name = names.get(actor._actor_id, "a worker")
+        try:
+            result = ray.get(ref)
+        except TaskCancelledError:
+            idle.append(actor)
+            return
+        except RayTaskError as exc:  # an exception in the unit's code: a bug, not a lost worker
+            cause = getattr(exc, "cause", None) or exc
+            fail_unit(unit, f"internal error on {name}: {type(cause).__name__}: {_short(cause)}",
+                      _ANSI.sub("", str(exc)))
+            idle.append(actor)
+            return
+        except (RayActorError, RayError) as exc:
+            kill(actor)
+            lost += 1
+            retry = attempts[unit.number] < max_attempts
+            notify(WorkerLost(unit.number, attempt, name, _short(exc), retry))
+            if retry:
+                pending.appendleft(unit)
+            else:
+                left = [j for j in unit.job_ids if j not in progress.finished]
+                for job in left:
+                    notify(JobFailed(job, f"its worker died {attempts[unit.number]} times; last: {_short(exc)}", 1))
+            return
+        take_result(unit, result)
+        idle.append(actor)
+
+    def welcome(ref: Any) -> None:
+        """A worker finished loading the model (or failed to)."""
+        nonlocal lost
+        actor = starting.pop(ref)
+        try:
+            info = ray.get(ref)
+        except RayError as exc:  # died while loading: out of memory, node lost ...
+            kill(actor)
+            lost += 1
+            if lost > max_lost:
+                raise ClusterError(f"workers keep dying while they load the model; last: {_short(exc)}") from None
+            return
+        if info["error"] is not None:
+            message, code, hint = info["error"]
+            raise RemoteError(f"worker {info['worker']} cannot load the model: {message}", exit_code=code, hint=hint)
+        names[actor._actor_id] = info["worker"]
+        notify(WorkerReady(info["worker"], info["device"]))
+        idle.append(actor)
+
+    def stop(grace: float) -> None:
+        """Ask running units to stop at their next safe point; wait up to `grace` seconds."""
+        for ref in running:
+            ray.cancel(ref)
+        deadline = time.monotonic() + grace
+        try:
+            while running and time.monotonic() < deadline:
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=poll)
+                drain()
+                for ref in ready:
+                    collect(ref)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            pass
+
+    interrupted = False
+    try:
+        for _ in range(target):
+            start_worker()
+        while pending or running:
+            while idle and pending:
+                unit = pending.popleft()
+                attempts[unit.number] += 1
+                actor = idle.pop()
+                running[actor.run.remote(unit, attempts[unit.number], inbox)] = (unit, actor, attempts[unit.number])
+            wanted = min(target, len(pending) + len(running))
+            while len(starting) + len(idle) + len(running) < wanted:
+                start_worker()
+            if not pending:  # free what idle workers hold (GPUs) for others and for restarts
+                for actor in idle:
+                    kill(actor)
+                    progress.workers.pop(names.get(actor._actor_id, ""), None)
+                idle.clear()
+            refs = list(running) + list(starting)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=poll)
+            if ready:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            drain()
+            for ref in ready:
+                if ref in starting:
+                    welcome(ref)
+                else:
+                    collect(ref)
+        drain()
+    except KeyboardInterrupt:
+        interrupted = True
+        stop(stop_grace)
+    finally:
+        for actor in [*idle, *starting.values(), *(a for _, a, _ in running.values())]:
+            kill(actor)
+        try:
+            drain()
+        except Exception:  # the cluster may be going down with us
+            pass
+        kill(inbox)
+
+    reports = []
+    for job in sorted(frames):
+        if job in progress.finished:
+            reports.append(JobReport(job, "finished", output=progress.finished[job]))
+        elif job in progress.failed:
+            failure = progress.failed[job]
+            reports.append(JobReport(job, "failed", message=failure.message, exit_code=failure.exit_code,
+                                     detail=failure.detail))
+        else:
+            reports.append(JobReport(job, "unfinished"))
+    report = RunReport(tuple(reports), workers=target, retries=progress.retries, frames_made=progress.made,
+                       elapsed=time.monotonic() - started, interrupted=interrupted)
+    if interrupted:
+        raise RunInterrupted(report)
+    return report
