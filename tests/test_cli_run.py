@@ -137,10 +137,10 @@ def test_decompression_bomb(loads, folder):
 def test_absurd_size_is_refused_before_it_is_made(loads, folder):
     src = _photo(folder / "a.png")  # 80x64 = 5120 pixels: within the limit
     result = _run(src, "--size", "200", "--max-pixels", "6000", *FAST)  # 200x160 is not
-    _assert_clean_failure(result, 1, "--size 200", "200x160", "--max-pixels")
+    _assert_clean_failure(result, 2, "--size 200", "200x160", "--max-pixels")  # the value typed: usage
     assert _listing(folder) == ["a.png"]
     result = _run("noise:80x64", "--size", "100000", *FAST, "-o", folder / "n.png")
-    _assert_clean_failure(result, 1, "--size 100000", "--max-pixels")
+    _assert_clean_failure(result, 2, "--size 100000", "--max-pixels")
     assert _listing(folder) == ["a.png"]
 
 
@@ -174,22 +174,23 @@ def test_bad_channels(loads, folder, spec):
 @pytest.mark.parametrize(
     ("flag", "value", "field"),
     [
-        ("--octaves", "0", "octaves"),
-        ("--octaves", "-2", "octaves"),
-        ("--steps", "0", "steps"),
-        ("--octave-scale", "1", "octave_scale"),
-        ("--octave-scale", "0.5", "octave_scale"),
-        ("--jitter", "-1", "jitter"),
-        ("--step-size", "0", "step_size"),
+        ("--octaves", "0", "--octaves"),
+        ("--octaves", "-2", "--octaves"),
+        ("--steps", "0", "--steps"),
+        ("--octave-scale", "1", "--octave-scale"),
+        ("--octave-scale", "0.5", "--octave-scale"),
+        ("--jitter", "-1", "--jitter"),
+        ("--step-size", "0", "--step-size"),
         ("--size", "0", "--size"),
-        ("--seed", "-1", "seed"),
-        ("--seed", str(2**64), "seed"),
+        ("--seed", "-1", "--seed"),
+        ("--seed", str(2**64), "--seed"),
     ],
 )
 def test_bad_numbers(loads, folder, flag, value, field):
     src = _photo(folder / "a.png")
     result = _run(src, *FAST, flag, value)
-    _assert_clean_failure(result, 2, field)
+    line = _assert_clean_failure(result, 2, field)  # the flag typed, not the config field
+    assert "_" not in line.split(":")[1], line
     assert loads == [] and _listing(folder) == ["a.png"]
 
 
@@ -333,6 +334,7 @@ def test_interrupt_leaves_no_partial_file(loads, folder, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("dreamer.loops.deepdream.dream", interrupted)
+    monkeypatch.setattr("dreamer.loops.run_config", interrupted, raising=False)
     result = _run(src, *FAST)
     assert result.exit_code == 130
     assert "Traceback" not in result.output and "Interrupted" in result.stderr
@@ -422,7 +424,7 @@ def test_several_images_with_one_output_file_is_refused(loads, folder):
     b = _photo(folder / "b.png", seed=2)
     result = _run(a, b, *FAST, "-o", folder / "out.png")
     _assert_clean_failure(result, 2, "names one file")
-    assert "directory" in result.stderr
+    assert "folder" in result.stderr
     assert loads == [] and _listing(folder) == ["a.png", "b.png"]
 
 

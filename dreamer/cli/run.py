@@ -8,49 +8,26 @@ import click
 
 from ..errors import UsageError
 from . import main
-from .common import check_targets, config_from_flags, each_source, dream_options, load_source, open_network, parse_sources, runtime_options, warn
+from .common import (
+    check_finite, check_targets, config_from_flags, dream_options, each_source, force_option, load_source, make_folders,
+    max_pixels_option, open_network, output_option, parse_sources, plan_outputs, runtime_options, size_option, warn,
+)
 from .progress import ProgressLine
-
-
-def _outputs(sources, output: Path | None, force: bool) -> list[Path]:
-    """Output path of each source, all checked before any work (nothing gets overwritten)."""
-    from ..io.images import OUTPUT_FORMATS, check_output_path
-
-    if output is not None and len(sources) > 1 and output.suffix.lower() in OUTPUT_FORMATS:
-        raise UsageError(
-            f"-o {output} names one file but {len(sources)} images were given",
-            hint="with several images, -o names a directory",
-        )
-    paths = []
-    for src in sources:
-        if output is None:
-            folder = src.path.parent if src.path is not None else Path.cwd()
-            path = folder / f"{src.stem}.dream.png"
-        elif len(sources) > 1 or output.is_dir():
-            if output.exists() and not output.is_dir():
-                raise UsageError(f"-o {output} is a file; with several images it must be a directory")
-            if not output.exists() and output.parent.is_dir():
-                output.mkdir()
-            path = output / f"{src.stem}.dream.png"
-        else:
-            path = output
-        inputs = [s.path for s in sources if s.path is not None]
-        paths.append(check_output_path(path, force=force, inputs=inputs))
-    if len(set(p.resolve() for p in paths)) < len(paths):
-        raise UsageError("two inputs would be written to the same output file", hint="give them different names")
-    return paths
 
 
 @main.command()
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @dream_options
 @runtime_options
-@click.option("--size", "-s", type=click.IntRange(min=1), help="Scale the longest side to N pixels first.")
-@click.option("--max-pixels", type=click.IntRange(min=1), help="Largest image accepted, in pixels [default 100M].")
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output file (or directory for several images).")
-@click.option("--force", "-f", is_flag=True, help="Overwrite existing outputs.")
-def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | None, max_pixels: int | None, quiet: bool, **flags) -> None:
+@size_option()
+@max_pixels_option
+@output_option
+@force_option
+def run(images: tuple[str, ...], output: str | None, force: bool, size: int | None, max_pixels: int | None, quiet: bool, **flags) -> None:
     """Dream on IMAGE... (files, or noise:WIDTHxHEIGHT) and write IMAGE.dream.png beside each.
+
+    An existing IMAGE.dream.png is kept: the next free name (IMAGE.dream-2.png ...) is used,
+    unless -o names the output or --force overwrites it.
 
     \b
     Examples:
@@ -70,8 +47,9 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
                 hint=f"dreamer run photo.jpg --preset {preset.name} (or noise:512x512 instead of a photo)",
             )
         raise UsageError("no image given", hint="dreamer run photo.jpg (or noise:512x512)")
-    sources = parse_sources(texts)
-    outputs = _outputs(sources, output, force)
+    sources = parse_sources(texts, size=size, max_pixels=max_pixels)
+    check_targets(config)
+    outputs = plan_outputs(sources, output, force=force, tail=".dream.png")
 
     import torch
 
@@ -80,7 +58,6 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
     from ..io.metadata import build_metadata
     from ..loops.render import NOISE_AMPLITUDE
 
-    check_targets(config)
     if len(sources) == 1 and sources[0].path is not None:
         from ..io.images import check_image
 
@@ -108,10 +85,12 @@ def run(images: tuple[str, ...], output: Path | None, force: bool, size: int | N
 
         result = dream(image, network, config, progress=report)
         bar.close()
+        check_finite(result, config)
         meta = build_metadata(
             config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
             size=size,
         )
+        make_folders(out)
         save_image(result[0].cpu(), out, metadata=meta, force=force)
         if not quiet:
             click.echo(str(out))
