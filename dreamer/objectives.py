@@ -259,6 +259,20 @@ NEURON_CENTER = (0.5, 0.5)
 _GUIDE_CHUNK = 1 << 22
 
 
+class _DenseGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient. The backward of einsum/bmm yields
+    gradients strided like channels_last but with an odd batch stride when the batch is 1, and
+    CPU BatchNorm (eval) backward computes a wrong input gradient from those (torch 2.14)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad.contiguous()
+
+
 def _grid_index(fraction: float, length: int) -> int:
     # fraction 0..1 of the grid -> cell; 0.5 gives length // 2 (the centre, as Lucid picks it)
     return min(int(fraction * length), length - 1)
@@ -329,7 +343,7 @@ def guide(node: str, features: torch.Tensor, channels: Sequence[int] | None = No
         g = on_device.get(a.device)
         if g is None:
             g = on_device[a.device] = base.to(a.device)
-        flat = a.float().flatten(2)  # (B, C, P)
+        flat = _DenseGrad.apply(a.float()).flatten(2)  # (B, C, P)
         batch, _, positions = flat.shape
         chunk = max(1, _GUIDE_CHUNK // max(1, batch * g.shape[1]))
         best = [
@@ -361,7 +375,7 @@ def diversity(node: str) -> Objective:
         batch = a.shape[0]
         if batch < 2:
             raise ConfigError("batch", batch, "at least 2 images: diversity compares the images of a batch")
-        flat = a.float().flatten(2)
+        flat = _DenseGrad.apply(a.float()).flatten(2)
         gram = torch.bmm(flat, flat.transpose(1, 2)) / flat.shape[2]  # (B, C, C)
         gram = torch.nn.functional.normalize(gram.flatten(1), dim=1, eps=1e-10)
         similarity = gram @ gram.T  # (B, B)
