@@ -50,7 +50,8 @@ def _write_json(path: Path, data: dict) -> None:
 )
 @click.option("--repeats", "-r", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per side (the median is reported).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed runs per side first.")
-@click.option("--layer", "-l", default="mixed4c", show_default=True, help="Layer both sides dream about.")
+@click.option("--model", "-m", default="googlenet", show_default=True, metavar="NAME", help="Model to time (see `dreamer models`).")
+@click.option("--layer", "-l", help="Layer both sides dream about [default: the model's default layer].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="Dreamer's precision (the reference is always fp32).")
 @click.option("--tile", type=click.IntRange(min=64), help="Dreamer's tile size in pixels [default automatic].")
 @click.option("--size-scale", type=click.FloatRange(min=0.01, max=4.0), help="Multiply every case's image size by this.")
@@ -65,7 +66,8 @@ def bench(
     cases: tuple[str, ...],
     repeats: int,
     warmup: int,
-    layer: str,
+    model: str,
+    layer: str | None,
     precision: str,
     tile: int | None,
     size_scale: float | None,
@@ -115,7 +117,8 @@ def bench(
     if tiny:
         selected = [tiny_case(c) for c in selected]
         repeats, warmup = 1, 0
-    network = load_model("googlenet", weights=weights, device=dev, progress=not quiet)
+    network = load_model(model, weights=weights, device=dev, progress=not quiet)
+    layer = layer or network.spec.default_layer
     network.resolve(layer)  # an unknown layer fails here, before any work
 
     def progress(text: str) -> None:

@@ -28,6 +28,13 @@ def _model(flags: dict) -> str:
     return flags.get("model") or "googlenet"
 
 
+def _default_layer(flags: dict) -> str:
+    """The chosen model's default layer (mixed4c on googlenet)."""
+    from ..models import get_spec
+
+    return get_spec(_model(flags)).default_layer
+
+
 def _check_layer(model: str, layer: str, **kwargs):
     """Check a layer spec against the model's table before any weights are loaded; the LayerInfo."""
     from ..models import get_spec
@@ -114,8 +121,9 @@ def _each_image(
 @main.command()
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option(
-    "--layer", "-l", default="mixed4c", show_default=True, metavar="LAYER[:CH]",
-    help="Layer whose maps to show; LAYER:A-B or LAYER:A,B,C shows those channels instead of the strongest.",
+    "--layer", "-l", metavar="LAYER[:CH]",
+    help="Layer whose maps to show; LAYER:A-B or LAYER:A,B,C shows those channels instead of the strongest "
+    "[default: the model's default layer, mixed4c on googlenet].",
 )
 @click.option("--top", "-k", type=click.IntRange(min=1), default=16, show_default=True, help="How many of the strongest channels.")
 @click.option("--by", type=click.Choice(["mean", "max"]), default="mean", show_default=True, help="Rank channels by mean or peak activation.")
@@ -144,7 +152,7 @@ def activations(images, layer, top, by, overlay, normalize, tile, columns, size,
     """
     from ..config import parse_layer_target
 
-    target = parse_layer_target(layer)
+    target = parse_layer_target(layer or _default_layer(flags))
 
     def check() -> None:
         info = _check_layer(_model(flags), target.layer, channel="none", spatial=True, what="activations")
@@ -438,7 +446,7 @@ def _fft_available() -> bool:
 
 
 @main.command()
-@click.option("--layer", "-l", default="mixed4a", show_default=True, metavar="LAYER[:CHANNELS]", help="Layer; LAYER:A-B picks the channels.")
+@click.option("--layer", "-l", metavar="LAYER[:CHANNELS]", help="Layer; LAYER:A-B picks the channels [default: the model's default layer].")
 @click.option("--from", "first", type=click.IntRange(min=0), default=0, show_default=True, help="First channel.")
 @click.option("--count", "-n", type=click.IntRange(min=1), default=16, show_default=True, help="How many channels.")
 @click.option("--size", "-s", type=click.IntRange(min=32), default=128, show_default=True, help="Side of each image (px).")
@@ -466,7 +474,7 @@ def channels(layer, first, count, size, steps, param, transforms, lr, octaves, s
     from ..config import parse_layer_target
     from ..visualize.layers import slug
 
-    target = parse_layer_target(layer)
+    target = parse_layer_target(layer or _default_layer(flags))
     if target.channels is not None:
         chosen = list(target.channels)
     else:

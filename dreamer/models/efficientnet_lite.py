@@ -134,7 +134,10 @@ def _tables(width: float, depth: float) -> tuple[tuple[str, ...], tuple[LayerInf
     """The stages run by the truncated forward pass and the named layers, with channels,
     stride and receptive field worked out from the block plan."""
     stages = ["_stem_pad", "_conv_stem", "_bn0", "_stem_act"]
-    layers = [LayerInfo("stem", "_stem_act", _STEM, 2, 3, ("_stem_act",))]
+    layers = [
+        LayerInfo("stem_conv", "_conv_stem", _STEM, 2, 3, ("_conv_stem",)),
+        LayerInfo("stem", "_stem_act", _STEM, 2, 3, ("_stem_act",)),
+    ]
     rf, jump, index = 3, 2, 0
     for s, (repeats, kernel, stride, _expand, channels) in enumerate(_stage_plan(width, depth)):
         for r in range(repeats):

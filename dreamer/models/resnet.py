@@ -1,5 +1,6 @@
 """ResNet-50 (He et al. 2015) as torchvision builds it (v1.5: the stride sits in each stage's
-first 3x3 convolution). Layers: ``conv1`` (the stem after its ReLU), ``pool1``, every
+first 3x3 convolution). Layers: ``conv1`` (the stem convolution), ``relu`` (the stem after its
+BatchNorm and ReLU), ``pool1``, every
 bottleneck block as ``layer3.5`` (also ``layer3_5``), each stage's output as ``layer1`` ...
 ``layer4``, and ``logits``. ImageNet mean/std input."""
 
@@ -20,7 +21,8 @@ _STAGES = ((3, 256, 1), (4, 512, 2), (6, 1024, 2), (3, 2048, 2))
 def _tables() -> tuple[tuple[str, ...], tuple[LayerInfo, ...]]:
     stages = ["conv1", "bn1", "relu", "maxpool"]
     layers = [
-        LayerInfo("conv1", "relu", 64, 2, 7, ("relu",)),
+        LayerInfo("conv1", "conv1", 64, 2, 7),
+        LayerInfo("relu", "relu", 64, 2, 7, ("stem",)),
         LayerInfo("pool1", "maxpool", 64, 4, 11, ("maxpool",)),
     ]
     rf, jump = 11, 4
