@@ -74,7 +74,7 @@ def test_working_size():
     assert working_size((480, 640), size=64, max_pixels=10_000, name="v") == (48, 64)
     with pytest.raises(ImageError, match="--size N to dream it smaller"):
         working_size((480, 640), size=None, max_pixels=10_000, name="v")
-    with pytest.raises(ImageError, match="smaller --size"):
+    with pytest.raises(UsageError, match="smaller --size"):
         working_size((48, 64), size=640, max_pixels=10_000, name="v")
 
 

@@ -191,6 +191,7 @@ def _register() -> None:
     from . import visualize  # noqa: F401
     from . import presets  # noqa: F401
     from . import zoom  # noqa: F401
+    from . import video  # noqa: F401
     from . import models  # noqa: F401
 
 

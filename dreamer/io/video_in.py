@@ -294,7 +294,7 @@ def resize_frame(frame: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     height, width = size_hw
     if frame.shape[:2] == (height, width):
         return frame
-    return np.asarray(Image.fromarray(frame, "RGB").resize((width, height), Image.Resampling.BICUBIC))
+    return np.array(Image.fromarray(frame, "RGB").resize((width, height), Image.Resampling.BICUBIC))
 
 
 def read_frames(

@@ -88,7 +88,8 @@ def working_size(
     size_hw: tuple[int, int], *, size: int | None, max_pixels: int, name: str,
 ) -> tuple[int, int]:
     """(height, width) the frames are dreamed at: `size_hw`, or scaled so the longest side is
-    `size`. Either must have at most `max_pixels` pixels (ImageError naming both ways out)."""
+    `size`. Either must have at most `max_pixels` pixels: a larger video is an ImageError (like
+    a larger image), a `size` that makes too many pixels a UsageError."""
     height, width = size_hw
     if size is None:
         if height * width > max_pixels:
@@ -100,7 +101,7 @@ def working_size(
     f = size / max(height, width)
     scaled = (max(1, round(height * f)), max(1, round(width * f)))
     if scaled[0] * scaled[1] > max_pixels:
-        raise ImageError(
+        raise UsageError(
             f"--size {size} would make {name} {scaled[1]}x{scaled[0]} = {scaled[0] * scaled[1]} pixels per "
             f"frame, more than the limit of {max_pixels}; pass a smaller --size, or --max-pixels N"
         )
