@@ -29,18 +29,23 @@ def record(path):
 
 
 def test_activations_writes_a_sheet_beside_the_image(photo):
-    result = run("activations", str(photo), "--layer", "mixed3a", "--top", "4", "--tile", "40")
+    result = run("activations", str(photo), "--layer", "mixed3a", "--top", "4", "--cell", "40")
     assert result.exit_code == 0, result.output
     out = photo.with_name("photo.activations.mixed3a.png")
     assert out.is_file()
     meta = record(out)
     assert meta["command"] == "activations" and meta["layer"] == "mixed3a" and len(meta["channels"]) == 4
     assert meta["weights"] == "random:0"
-    # the same again without --force is refused, with --force it is overwritten
-    again = run("activations", str(photo), "--layer", "mixed3a", "--top", "4", "--tile", "40")
-    assert again.exit_code == 2 and "already exists" in again.output
-    assert run("activations", str(photo), "--layer", "mixed3a:0-2", "-f", "--tile", "40").exit_code == 0
+    # the same again keeps the first and takes the next free name; -o to an existing file is
+    # refused; --force overwrites the plain name
+    again = run("activations", str(photo), "--layer", "mixed3a", "--top", "4", "--cell", "40")
+    assert again.exit_code == 0 and photo.with_name("photo.activations.mixed3a-2.png").is_file()
+    assert len(record(out)["channels"]) == 4
+    refused = run("activations", str(photo), "--layer", "mixed3a", "--cell", "40", "-o", str(out))
+    assert refused.exit_code == 2 and "already exists" in refused.output
+    assert run("activations", str(photo), "--layer", "mixed3a:0-2", "-f", "--cell", "40").exit_code == 0
     assert record(out)["channels"] == [0, 1, 2]
+    assert not photo.with_name("photo.activations.mixed3a-3.png").exists()
 
 
 def test_filters_default_and_deeper_layers(tmp_path, monkeypatch):
@@ -80,7 +85,7 @@ def test_top_images_command_uses_its_cache(tmp_path, image):
     pics.mkdir()
     for i in range(3):
         save_image(image.roll(10 * i, dims=3), pics / f"p{i}.png")
-    args = ("--size", "64", "--tile", "40", "--cache", str(tmp_path / "cache"))
+    args = ("--size", "64", "--cell", "40", "--cache", str(tmp_path / "cache"))
     result = run("top-images", str(pics), "--layer", "mixed3a:3", "--top", "2", *args)
     assert result.exit_code == 0, result.output
     meta = record(tmp_path / "pics.top.mixed3a_3.png")

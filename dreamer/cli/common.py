@@ -96,6 +96,18 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+class Seed(click.IntRange):
+    """A random seed: an integer from 0 to 2**64-1 (torch's limit); help does not spell the range out."""
+
+    name = "seed"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=2**64 - 1)
+
+    def _describe_range(self) -> str:
+        return ""
+
+
 # Largest values the CLI accepts for settings whose absurd values would exhaust memory or overflow
 # float32 arithmetic (a --blur sigma of 1e11 allocates a kernel of 6e11 taps; Adam overflows near
 # --lr 3e38). They are far beyond any useful value; preset files go through the same checks at run time.
@@ -192,7 +204,7 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
             help="Dream in tiles of PX pixels (for huge images).",
         ),
         option(
-            "--seed", type=int, metavar="N", show_default=show("seed"), help="Random seed, 0 to 2**64-1.",
+            "--seed", type=Seed(), metavar="N", show_default=show("seed"), help="Random seed, 0 to 2**64-1.",
         ),
     )
     return decorator(f) if f is not None else decorator
@@ -465,11 +477,21 @@ def plan_outputs(
     `force`, the plain name is overwritten). Inputs are never outputs. A name too long for the
     file system is shortened (input-derived) or refused (`-o`).
     """
+    defaults = [(s.path.parent if s.path is not None else Path.cwd(), s.stem) for s in sources]
+    inputs = list(inputs) or [s.path for s in sources if s.path is not None]
+    return plan_named_outputs(defaults, output, force=force, tail=tail, inputs=inputs)
+
+
+def plan_named_outputs(
+    defaults: list[tuple[Path, str]], output: str | Path | None, *, force: bool, tail: str, inputs=()
+) -> list[Path]:
+    """`plan_outputs` for outputs named `STEM<tail>` in a default folder, one per (folder, STEM)."""
     import os
 
     from ..io.images import OUTPUT_FORMATS, check_output_path
 
-    inputs = list(inputs) or [s.path for s in sources if s.path is not None]
+    inputs = list(inputs)
+    count = len(defaults)
     folder: Path | None = None
     if output is not None:
         text = str(output)
@@ -479,10 +501,10 @@ def plan_outputs(
         except OSError as exc:
             raise OutputError(f"cannot write {shown(text)[:60]}: {exc.strerror or exc}") from None
         wants_folder = text.endswith(("/", os.sep)) or is_dir
-        if len(sources) > 1 and not wants_folder:
+        if count > 1 and not wants_folder:
             if out.suffix.lower() in OUTPUT_FORMATS:
                 raise UsageError(
-                    f"-o {shown(text)} names one file but {len(sources)} images were given",
+                    f"-o {shown(text)} names one file but {count} images were given",
                     hint="with several images, -o names a folder",
                 )
             wants_folder = True
@@ -502,9 +524,9 @@ def plan_outputs(
             return [check_output_path(out, force=force, inputs=inputs)]
     paths: list[Path] = []
     taken: set[Path] = set()
-    for src in sources:
-        where = folder if folder is not None else (src.path.parent if src.path is not None else Path.cwd())
-        path = _free_name(where, src.stem, tail, taken, force)
+    for default_folder, stem in defaults:
+        where = folder if folder is not None else default_folder
+        path = _free_name(where, stem, tail, taken, force)
         taken.add(path.absolute())
         if where.exists():
             check_output_path(path, force=force, inputs=inputs)

@@ -11,17 +11,21 @@ import click
 
 from ..errors import UsageError
 from . import main
-from .common import each_source, load_source, open_network, parse_sources, runtime_options, warn
+from .common import (
+    FiniteFloat, batch_option, cell_option, check_finite, columns_option, each_source, force_option, load_source,
+    make_folders, max_pixels_option, open_network, option, output_option, parse_sources, plan_named_outputs,
+    plan_outputs, runtime_options, size_option, warn,
+)
+from .common import MAX_LR, MAX_STEPS, Seed
 from .progress import ProgressLine
 
-_output_option = click.option(
-    "--output", "-o", type=click.Path(path_type=Path),
-    help="Output PNG (or a directory when several images are given).",
-)
-_force_option = click.option("--force", "-f", is_flag=True, help="Overwrite existing outputs.")
-_size_option = click.option("--size", "-s", type=click.IntRange(min=1), help="Scale the image's longest side to N pixels first.")
-_max_pixels_option = click.option("--max-pixels", type=click.IntRange(min=1), help="Largest image accepted, in pixels [default 100M].")
-_columns_option = click.option("--columns", type=click.IntRange(min=1), help="Tiles per row [default about square].")
+_LR = 0.05  # DreamConfig's learning rate, the one channels uses when --lr is not given
+
+_output_option = output_option
+_force_option = force_option
+_size_option = size_option()
+_max_pixels_option = max_pixels_option
+_columns_option = columns_option
 
 
 def _model(flags: dict) -> str:
@@ -43,59 +47,28 @@ def _check_layer(model: str, layer: str, **kwargs):
     return resolve_unit(get_spec(model), layer, **kwargs)[0]
 
 
-def _outputs(sources, output: Path | None, force: bool, suffix: str) -> list[Path]:
-    """Output path of each source (``photo.jpg`` -> ``photo<suffix>.png`` beside it), all
-    checked before any work."""
-    from ..io.images import OUTPUT_FORMATS, check_output_path
-
-    if output is not None and len(sources) > 1 and output.suffix.lower() in OUTPUT_FORMATS:
-        raise UsageError(
-            f"-o {output} names one file but {len(sources)} images were given",
-            hint="with several images, -o names a directory",
-        )
-    inputs = [s.path for s in sources if s.path is not None]
-    paths = []
-    for src in sources:
-        name = f"{src.stem}{suffix}.png"
-        if output is None:
-            path = (src.path.parent if src.path is not None else Path.cwd()) / name
-        elif len(sources) > 1 or output.is_dir():
-            if output.exists() and not output.is_dir():
-                raise UsageError(f"-o {output} is a file; with several images it must be a directory")
-            if not output.exists() and output.parent.is_dir():
-                output.mkdir()
-            path = output / name
-        else:
-            path = output
-        paths.append(check_output_path(path, force=force, inputs=inputs))
-    if len({p.resolve() for p in paths}) < len(paths):
-        raise UsageError("two inputs would be written to the same output file", hint="give them different names")
-    return paths
-
-
-def _single_output(default: Path, output: Path | None, force: bool, inputs=()) -> Path:
-    from ..io.images import check_output_path
-
-    path = output if output is not None else default
-    if output is not None and output.is_dir():
-        path = output / default.name
-    return check_output_path(path, force=force, inputs=inputs)
+def _single_output(folder: Path, stem: str, tail: str, output: str | None, force: bool, inputs=()) -> Path:
+    """The one output of a command: `-o` (a file, or a folder for the default name), else
+    `folder/STEM<tail>` (numbered when taken, see `plan_outputs`)."""
+    return plan_named_outputs([(folder, stem)], output, force=force, tail=tail, inputs=inputs)[0]
 
 
 def _save(image, path: Path, network, *, source: str, force: bool, quiet: bool, config=None, **extra) -> None:
     from ..io.images import save_image
     from ..io.metadata import build_metadata
 
+    check_finite(image, config, what="the picture")
     meta = build_metadata(
         config, model=network.name, weights=network.weights, device=str(network.device), source=source, **extra
     )
+    make_folders(path)
     save_image(image, path, metadata=meta, force=force)
     if not quiet:
         click.echo(str(path))
 
 
 def _each_image(
-    texts: tuple[str, ...], suffix: str, output: Path | None, force: bool, quiet: bool,
+    texts: tuple[str, ...], suffix: str, output: str | None, force: bool, quiet: bool,
     size: int | None, max_pixels: int | None, flags: dict, work: Callable, check: Callable | None = None,
 ) -> None:
     """The shared loop of the one-image-at-a-time commands: check sources and outputs, load the
@@ -103,10 +76,10 @@ def _each_image(
     one is reported and skipped (exit code 1 at the end)."""
     if not texts:
         raise UsageError("no image given", hint="give one or more image files")
-    sources = parse_sources(list(texts))
+    sources = parse_sources(list(texts), size=size, max_pixels=max_pixels)
     if check is not None:
         check()
-    outputs = _outputs(sources, output, force, suffix)
+    outputs = plan_outputs(sources, output, force=force, tail=f"{suffix}.png")
     network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
 
     def one(_n: int, src, out: Path) -> None:
@@ -129,17 +102,17 @@ def _each_image(
 @click.option("--by", type=click.Choice(["mean", "max"]), default="mean", show_default=True, help="Rank channels by mean or peak activation.")
 @click.option("--overlay", is_flag=True, help="Lay the maps over the photo.")
 @click.option(
-    "--normalize", type=click.Choice(["tile", "layer"]), default="tile", show_default=True,
+    "--normalize", type=click.Choice(["map", "layer"]), default="map", show_default=True,
     help="Scale each map to its own range, or all to the layer's range.",
 )
-@click.option("--tile", type=click.IntRange(min=16), default=128, show_default=True, help="Tile size (longest side, px).")
+@cell_option(128, 16)
 @_columns_option
 @_size_option
 @_max_pixels_option
 @_output_option
 @_force_option
 @runtime_options
-def activations(images, layer, top, by, overlay, normalize, tile, columns, size, max_pixels, output, force, quiet, **flags) -> None:
+def activations(images, layer, top, by, overlay, normalize, cell, columns, size, max_pixels, output, force, quiet, **flags) -> None:
     """Activation maps of a layer for IMAGE...: the K strongest channels, labelled.
 
     Writes IMAGE.activations.LAYER.png beside each image.
@@ -164,7 +137,7 @@ def activations(images, layer, top, by, overlay, normalize, tile, columns, size,
 
         sheet, shown = activation_sheet(
             network, image, target.layer, top=top, channels=target.channels, by=by,
-            normalize=normalize, overlay=overlay, tile=tile, columns=columns,
+            normalize=normalize, overlay=overlay, tile=cell, columns=columns,
         )
         _save(
             sheet, out, network, source=src.text, force=force, quiet=quiet, command="activations",
@@ -191,7 +164,7 @@ def _check_channels(info, channels) -> None:
     help="Convolution to draw [default the first, conv1]; LAYER:N shows filter N per input channel; "
     "a module path (inception4c.branch2.1) picks a convolution inside a block.",
 )
-@click.option("--tile", type=click.IntRange(min=8), default=56, show_default=True, help="Tile size (px).")
+@cell_option(56, 8)
 @click.option(
     "--normalize", type=click.Choice(["filter", "layer"]), default="filter", show_default=True,
     help="Scale each filter by its own largest weight, or all by the layer's.",
@@ -200,7 +173,7 @@ def _check_channels(info, channels) -> None:
 @_output_option
 @_force_option
 @runtime_options
-def filters(layer, tile, normalize, columns, output, force, quiet, **flags) -> None:
+def filters(layer, cell, normalize, columns, output, force, quiet, **flags) -> None:
     """The filters (weights) of a convolution as a grid of small images.
 
     The first layer's filters see RGB, so each is a colour image (grey = 0). Deeper
@@ -216,11 +189,11 @@ def filters(layer, tile, normalize, columns, output, force, quiet, **flags) -> N
     from ..visualize.layers import slug
 
     name = layer or "conv1"
-    out = _single_output(Path.cwd() / f"filters.{slug(name)}.png", output, force)
+    out = _single_output(Path.cwd(), "filters", f".{slug(name)}.png", output, force)
     network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
     from ..visualize.filters import filters_sheet
 
-    sheet, facts = filters_sheet(network, layer, tile=tile, normalize=normalize, columns=columns)
+    sheet, facts = filters_sheet(network, layer, tile=cell, normalize=normalize, columns=columns)
     _save(
         sheet, out, network, source=facts["node"], force=force, quiet=quiet, command="filters",
         layer=facts["name"], node=facts["node"], filter=facts["channel"], shape=list(facts["shape"]), normalize=normalize,
@@ -231,22 +204,26 @@ def filters(layer, tile, normalize, columns, output, force, quiet, **flags) -> N
 @click.argument("folder", metavar="FOLDER")
 @click.option("--layer", "-l", required=True, metavar="LAYER:CH", help="The channel to rank images by, e.g. mixed4c:97.")
 @click.option("--top", "-k", type=click.IntRange(min=1), default=9, show_default=True, help="How many images.")
-@click.option("--size", "-s", type=click.IntRange(min=32), default=224, show_default=True, help="Scan images at N px (longest side).")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per forward pass.")
-@click.option("--recursive", "-r", is_flag=True, help="Scan subfolders too.")
+@size_option(224, minimum=32, extra="Images are scanned at this size.")
+@_max_pixels_option
+@batch_option(16, "Images")
+@click.option("--recursive", is_flag=True, help="Scan subfolders too.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False), help="Activation cache folder [default ~/.cache/dreamer/activations].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the activation cache.")
-@click.option("--tile", type=click.IntRange(min=32), default=160, show_default=True, help="Tile size (px).")
+@cell_option(160, 32)
 @_columns_option
 @_output_option
 @_force_option
 @runtime_options
-def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, tile, columns, output, force, quiet, **flags) -> None:
+def top_images(
+    folder, layer, top, size, max_pixels, batch, recursive, cache_dir, no_cache, cell, columns, output, force, quiet, **flags
+) -> None:
     """The images in FOLDER that excite one channel most, with the patch that does it.
 
     Scans every image once per layer (batched, with progress) and caches each channel's peak
     activation, so asking about another channel of the same layer is instant and an
-    interrupted scan resumes. Writes FOLDER.top.LAYER_CH.png beside the folder.
+    interrupted scan resumes. Pictures dreamer made (its metadata says so) are not ranked.
+    Writes FOLDER.top.LAYER_CH.png beside the folder.
 
     \b
     Examples:
@@ -254,15 +231,25 @@ def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, 
       dreamer top-images photos --layer mixed4c:12 --top 16 -o top.png
     """
     from ..visualize.layers import slug
-    from ..visualize.top_images import list_images
+    from ..errors import ImageError
+    from ..visualize.top_images import list_images, made_by_dreamer
 
     target_text = layer
     _check_layer(_model(flags), target_text, channel="required", spatial=True, what="top-images")
     folder_path = Path(folder).expanduser()
-    paths = list_images(folder_path, recursive=recursive)
+    found = list_images(folder_path, recursive=recursive)
+    own = [p for p in found if made_by_dreamer(p)]
+    paths = [p for p in found if p not in set(own)]
+    if own:
+        names = ", ".join(p.name for p in own[:3]) + (" ..." if len(own) > 3 else "")
+        warn(f"not ranking {len(own)} picture(s) dreamer made: {names}", quiet=quiet)
+    if not paths:
+        raise ImageError(f"no images in {folder_path} besides the {len(own)} dreamer made")
     resolved = folder_path.resolve()
-    default = resolved.parent / f"{resolved.name or 'root'}.top.{slug(target_text)}.png"
-    out = _single_output(default, output, force)
+    # every image in the folder is an input: -o (even with --force) never overwrites one
+    out = _single_output(
+        resolved.parent, resolved.name or "root", f".top.{slug(target_text)}.png", output, force, inputs=paths
+    )
 
     network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
     from ..visualize.layers import resolve_unit
@@ -274,7 +261,7 @@ def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, 
         cache_file = cache_file_for(cache_dir or default_cache_dir(), network, info.name, size, folder_path)
     bar = ProgressLine(f"scanning {len(paths)} images", quiet=quiet)
     scan = scan_images(
-        network, paths, info.name, size=size, batch_size=batch, cache_file=cache_file,
+        network, paths, info.name, size=size, batch_size=batch, cache_file=cache_file, max_pixels=max_pixels,
         progress=lambda done, total: bar.update(done, total, f"{done}/{total}"),
     )
     bar.close()
@@ -284,7 +271,7 @@ def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, 
         warn(scan.cache_error, quiet=quiet)
     if not quiet and scan.reused:
         click.echo(f"{scan.reused} of {len(scan.paths)} images from the activation cache", err=True)
-    sheet, hits = top_images_sheet(scan, channel, top=top, tile=tile, columns=columns)
+    sheet, hits = top_images_sheet(scan, channel, top=top, tile=cell, columns=columns, max_pixels=max_pixels)
     _save(
         sheet, out, network, source=str(resolved), force=force, quiet=quiet, command="top-images",
         layer=info.name, channel=channel, size=size, scanned=len(scan.paths),
@@ -298,12 +285,9 @@ def top_images(folder, layer, top, size, batch, recursive, cache_dir, no_cache, 
 @click.option("--top-class", is_flag=True, help="Watch the class the network ranks first (the default).")
 @click.option("--patch", type=click.IntRange(min=1), default=32, show_default=True, help="Side of the grey square (px).")
 @click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Step between patch positions (px).")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Occluded copies per forward pass.")
+@batch_option(32, "Occluded copies")
 @click.option("--plain", is_flag=True, help="Write only the heat map over the photo, at the photo's size.")
-@click.option(
-    "--size", "-s", type=click.IntRange(min=0), default=224, show_default=True,
-    help="Scale the image's longest side to N pixels first (the patch and stride are in these pixels); 0 keeps its size.",
-)
+@size_option(224, minimum=0, extra="The patch and stride are in these pixels; 0 keeps the image's size.")
 @_max_pixels_option
 @_output_option
 @_force_option
@@ -447,16 +431,25 @@ def _fft_available() -> bool:
 
 @main.command()
 @click.option("--layer", "-l", metavar="LAYER[:CHANNELS]", help="Layer; LAYER:A-B picks the channels [default: the model's default layer].")
-@click.option("--from", "first", type=click.IntRange(min=0), default=0, show_default=True, help="First channel.")
-@click.option("--count", "-n", type=click.IntRange(min=1), default=16, show_default=True, help="How many channels.")
-@click.option("--size", "-s", type=click.IntRange(min=32), default=128, show_default=True, help="Side of each image (px).")
-@click.option("--steps", type=click.IntRange(min=1), help="Optimisation steps [default 128 for fft, 20 per octave for pixel].")
+@option("--from", "first", type=click.IntRange(min=0), metavar="N", show_default="0", help="First channel.")
+@option("--count", type=click.IntRange(min=1), metavar="N", show_default="16", help="How many channels.")
+@option(
+    "--size", "-s", type=click.IntRange(min=32), default=128, metavar="N", show_default="128",
+    help="Side of each square canvas grown from noise (px); there is no input image.",
+)
+@option(
+    "--steps", type=click.IntRange(min=1, max=MAX_STEPS), metavar="N",
+    show_default="128 for fft, 20 per octave for pixel", help="Optimisation steps.",
+)
 @click.option("--param", type=click.Choice(["fft", "pixel"]), default="fft", show_default=True, help="Image parameterisation.")
 @click.option("--transforms", type=click.Choice(["none", "standard"]), default="standard", show_default=True, help="Random transforms each step.")
-@click.option("--lr", type=float, help="Learning rate (fft) [default 0.05].")
-@click.option("--octaves", type=click.IntRange(min=1), help="Octaves (pixel) [default 2].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Channels grown at once.")
+@option(
+    "--lr", type=FiniteFloat(min=0.0, max=MAX_LR, min_open=True), metavar="X", show_default=f"{_LR:g}",
+    help="Learning rate (fft).",
+)
+@option("--octaves", type=click.IntRange(min=1), metavar="N", show_default="2", help="Octaves (pixel).")
+@option("--seed", type=Seed(), default=0, metavar="N", show_default="0", help="Random seed, 0 to 2**64-1.")
+@batch_option(8, "Channels")
 @_columns_option
 @_output_option
 @_force_option
@@ -476,9 +469,16 @@ def channels(layer, first, count, size, steps, param, transforms, lr, octaves, s
 
     target = parse_layer_target(layer or _default_layer(flags))
     if target.channels is not None:
+        given = [flag for flag, value in (("--from", first), ("--count", count)) if value is not None]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} cannot be used with the channels in --layer {layer}",
+                hint=f"give either --layer {target.layer}:A-B or --layer {target.layer} --from A --count N",
+            )
         chosen = list(target.channels)
     else:
-        chosen = list(range(first, first + count))
+        first = 0 if first is None else first
+        chosen = list(range(first, first + (16 if count is None else count)))
     model = _model(flags)
     info = _check_layer(model, target.layer, channel="none", what="channels")
     _check_channels(info, chosen)
@@ -489,7 +489,7 @@ def channels(layer, first, count, size, steps, param, transforms, lr, octaves, s
         span = f"{chosen[0]}-{chosen[-1]}" if len(chosen) > 1 else str(chosen[0])
     else:
         span = "_".join(map(str, chosen[:6])) + ("_etc" if len(chosen) > 6 else "")
-    out = _single_output(Path.cwd() / f"channels.{slug(info.name)}.{span}.png", output, force)
+    out = _single_output(Path.cwd(), "channels", f".{slug(info.name)}.{span}.png", output, force)
 
     from ..visualize.channels import channels_config, channels_sheet, grow_channels
 
@@ -509,6 +509,7 @@ def channels(layer, first, count, size, steps, param, transforms, lr, octaves, s
         progress=lambda d, t: bar.update(d, t, f"step {d}/{t}"),
     )
     bar.close()
+    check_finite(grown, config, what="the channel pictures")
     sheet = channels_sheet(grown, chosen, info.name, columns=columns)
     _save(sheet, out, network, source=f"noise:{size}x{size}", force=force, quiet=quiet, config=config,
           command="channels", layer=info.name, channels=chosen)

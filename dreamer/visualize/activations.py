@@ -55,19 +55,21 @@ def activation_tiles(
     *,
     image: torch.Tensor | None = None,
     tile: tuple[int, int] | None = None,
-    normalize: str = "tile",
+    normalize: str = "map",
     overlay: bool = False,
 ) -> torch.Tensor:
     """(K, 3, th, tw) float32 tiles in [0,1], one coloured map per channel in `channels`.
 
-    `normalize`: "tile" scales each map to its own range (shows structure), "layer" uses one
+    `normalize`: "map" scales each map to its own range (shows structure), "layer" uses one
     range for the whole layer (shows which channels are stronger). `overlay` lays the maps
     (smoothly upsampled) over a greyed `image` (3,H,W) or (1,3,H,W); otherwise maps are shown
     blocky (nearest neighbour), one block per unit. `tile` defaults to 128 px on the longer
     side with the image's (or the map's) aspect ratio.
     """
-    if normalize not in ("tile", "layer"):
-        raise ValueError(f"normalize must be 'tile' or 'layer', not {normalize!r}")
+    if normalize == "tile":  # the earlier name of "map"
+        normalize = "map"
+    if normalize not in ("map", "layer"):
+        raise ValueError(f"normalize must be 'map' or 'layer', not {normalize!r}")
     idx = torch.as_tensor(list(channels) if not isinstance(channels, torch.Tensor) else channels, dtype=torch.long)
     maps = maps.detach().float().cpu()
     chosen = maps.index_select(0, idx)  # (K, h, w)
@@ -107,7 +109,7 @@ def activation_sheet(
     top: int = 16,
     channels: Sequence[int] | None = None,
     by: str = "mean",
-    normalize: str = "tile",
+    normalize: str = "map",
     overlay: bool = False,
     tile: int = 128,
     columns: int | None = None,

@@ -59,7 +59,7 @@ def grow_channels(
 
     `config` chooses how (default `channels_config` with ``param="fft"``); its layers are only
     recorded, the objective is each image's own channel. Channel c starts from noise seeded
-    by ``config.seed + c`` and uses that seed for its transforms, so with ``param="fft"`` its
+    by ``config.seed + c`` (modulo 2**64) and uses that seed for its transforms, so with ``param="fft"`` its
     picture is the same whatever else is grown beside it (in both parameterisations).
     `progress(done, total)` counts steps over all batches.
     """
@@ -82,7 +82,7 @@ def grow_channels(
     batches = [channels[i : i + batch_size] for i in range(0, len(channels), batch_size)]
     per_batch: list[int] = []
     for n, group in enumerate(batches):
-        seeds = [config.seed + c for c in group]
+        seeds = [(config.seed + c) % 2**64 for c in group]  # a seed near 2**64 wraps around
         # fft renders keep their start noise as grain: start them from faint noise
         amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
         start = torch.cat([make_noise(size, seed=s, amplitude=amplitude) for s in seeds])

@@ -33,6 +33,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "CACHE_VERSION",
     "list_images",
+    "made_by_dreamer",
     "default_cache_dir",
     "cache_file_for",
     "ScanResult",
@@ -72,6 +73,50 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
             hint=None if recursive else "pass --recursive to look in subfolders too",
         )
     return found
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def _png_keywords(path: Path, limit: int = 64) -> set[bytes]:
+    """Keywords of the text chunks a PNG holds before its image data (where dreamer writes its
+    record), read from the chunk headers without decoding the picture."""
+    import struct
+
+    keywords: set[bytes] = set()
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return keywords
+        for _ in range(limit):
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):
+                break
+            if kind in _PNG_TEXT_CHUNKS:
+                keywords.add(f.read(min(length, 80)).split(b"\0", 1)[0])
+                f.seek(length - min(length, 80) + 4, 1)
+            else:
+                f.seek(length + 4, 1)
+    return keywords
+
+
+def made_by_dreamer(path: str | os.PathLike) -> bool:
+    """True for a picture dreamer wrote: its metadata holds dreamer's record (a PNG text chunk,
+    or the EXIF description of the other formats), whatever the file is called."""
+    from ..io.metadata import METADATA_KEY
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".png":
+            return METADATA_KEY.encode() in _png_keywords(path)
+        from ..io.images import read_metadata
+
+        return METADATA_KEY in read_metadata(path)
+    except (OSError, DreamerError, ValueError, SyntaxError):
+        return False  # unreadable: the scan reports it
 
 
 def default_cache_dir() -> Path:
@@ -264,6 +309,7 @@ def scan_images(
     cache_file: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
     save_every: int = 8,
+    max_pixels: int | None = None,
 ) -> ScanResult:
     """Peak activations of every channel of `layer` for each image in `paths`.
 
@@ -271,7 +317,8 @@ def scan_images(
     `batch_size` at a time on the network's device. With `cache_file`, rows of unchanged files
     are read from it and new rows written to it (every `save_every` batches and at the end,
     atomically). Unreadable images are skipped and listed in `failed`. `progress(done, total)`
-    counts the images that need the network.
+    counts the images that need the network. Images over `max_pixels` (default the loader's
+    100 million) are skipped like unreadable ones.
     """
     from ..io.images import load_image
 
@@ -314,7 +361,7 @@ def scan_images(
             images, kept, sizes = [], [], []
             for p, stamp in chunk:
                 try:
-                    img = load_image(p)
+                    img = load_image(p, max_pixels=max_pixels)
                 except DreamerError as exc:
                     failed.append((p, str(exc).splitlines()[0]))
                     continue
@@ -437,6 +484,7 @@ def top_images_sheet(
     top: int = 9,
     tile: int = 128,
     columns: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[torch.Tensor, list[TopHit]]:
     """A contact sheet of the `top` images of `channel`: for each, the whole image with the
     receptive field of its peak outlined, and below it that patch, full resolution, enlarged.
@@ -446,7 +494,7 @@ def top_images_sheet(
     hits = top_units(scan, channel, top)
     pairs, labels = [], []
     for hit in hits:
-        image = load_image(hit.path)  # full resolution: crops stay sharp
+        image = load_image(hit.path, max_pixels=max_pixels)  # full resolution: crops stay sharp
         h, w = image.shape[-2:]
         box = hit.box
         line = max(2, round(2 * max(h, w) / tile))
