@@ -1,19 +1,22 @@
 """Units of work on a Ray cluster: long-lived workers, a driver that feeds them, retries, progress.
 
 - A **worker** is a Ray actor that loads the model once (`Worker.__init__`) and then runs unit
-  after unit with the same prepared network, so its caches (folded copy, CUDA graphs) are
-  paid for once. It asks Ray for one GPU when the cluster has GPUs, otherwise `cpus` CPUs.
+  after unit with the same network, whose prepared paths (folded copy, CUDA graphs) it keeps.
+  It asks Ray for one GPU when the cluster has GPUs, otherwise `WorkerSpec.cpus` CPUs. A
+  `WorkerPool`, held by the caller, keeps workers loaded from one run to the next.
 - A **unit** is a picklable object with ``run(network, emit, stopping)``, executed on a worker;
   it reports what happens through ``emit(event)`` and returns a `UnitResult`. It must be safe to
   run again after a worker died half-way (zoom units resume from their frame stores).
-- The **driver** (`run_units`) starts the workers, hands each idle worker the largest unit
-  left, and collects events. A worker that dies (process killed, node lost) is dropped and its
-  unit handed to another worker (a fresh one if none is idle), up to `max_attempts` times.
-  Events reach the driver through a small inbox actor; the driver deduplicates them (a retried
-  unit repeats frames) and passes each new one, with a `ClusterProgress`, to `on_event`.
-- Ctrl-C (KeyboardInterrupt) on the driver asks every running unit to stop at its next safe
-  point (`stopping()` turns true), waits up to `stop_grace` seconds, kills what is left and
-  raises `RunInterrupted` with the report.
+- The **driver** (`run_units`) starts workers, hands each idle worker the largest unit left and
+  collects events. A worker that dies (process killed, node lost) is dropped and its unit handed
+  to another worker (a new one if none is idle), up to `max_attempts` times. Ray's own actor
+  restarts and task retries are off: the driver decides, so a unit moves to a worker that is
+  already loaded instead of waiting for a dead one to come back.
+- Events reach the driver through a small mailbox actor; the driver deduplicates them (a unit
+  run again repeats frames) and passes each new one, with a `ClusterProgress`, to `on_event`.
+- Ctrl-C (KeyboardInterrupt) on the driver posts a stop request that units read through
+  ``stopping()`` at their next safe point; the driver waits up to `stop_grace` seconds for them,
+  kills the workers still busy, and raises `RunInterrupted` with the report.
 
 Nothing here prints; Ray is imported inside the functions (it is an optional extra).
 """
@@ -36,7 +39,7 @@ from .cluster import ClusterError, require_ray
 __all__ = [
     "WorkerSpec", "Unit", "UnitResult", "Event", "WorkerReady", "UnitStarted", "FrameDone", "JobFinished",
     "JobFailed", "WorkerLost", "ClusterProgress", "JobReport", "RunReport", "RunInterrupted", "RemoteError",
-    "Worker", "run_units",
+    "Worker", "WorkerPool", "run_units",
 ]
 
 
@@ -156,6 +159,10 @@ class Unit(Protocol):
     def settle(self, result: UnitResult) -> None:
         """Called on the driver once the unit's result is in (e.g. to tidy up files)."""
 
+    def abandon(self) -> None:
+        """Called on the driver when the unit will not be run again in this run (its worker was
+        killed at Ctrl-C, or died too often): leave its files ready to be resumed later."""
+
 
 class RemoteError(DreamerError):
     """A DreamerError raised on a worker, carried back as plain data (its exit code kept)."""
@@ -195,30 +202,34 @@ class Worker:
         device = str(self.network.device) if self.network is not None else ""
         return {"worker": self.name, "device": device, "error": self.error}
 
-    def run(self, unit: Unit, attempt: int, inbox: Any) -> UnitResult:
+    def run(self, unit: Unit, attempt: int, mailbox: Any) -> UnitResult:
         import ray
 
         if self.network is None:  # the driver stops before this (see `info`)
             raise RuntimeError(f"worker {self.name} has no model: {self.error}")
-        context = ray.get_runtime_context()
         last: list[Any] = [None]
 
         def emit(event: Event) -> None:
             if isinstance(event, UnitStarted):  # the unit says where it starts; the worker, who and which try
                 event = dataclasses.replace(event, attempt=attempt, worker=self.name)
-            last[0] = inbox.put.remote(event)  # fire and forget; ordered per worker
+            last[0] = mailbox.put.remote(event)  # fire and forget; ordered per worker
 
-        result = unit.run(self.network, emit, context.is_canceled)
+        def stopping() -> bool:
+            return bool(ray.get(mailbox.stopping.remote()))
+
+        result = unit.run(self.network, emit, stopping)
         if last[0] is not None:  # let the last events arrive before the result does
             ray.wait([last[0]], timeout=10)
         return result
 
 
-class _Inbox:
-    """Events from every worker, taken in bulk by the driver (a Ray actor that uses no CPU)."""
+class _Mailbox:
+    """Between the driver and the workers of a run (a Ray actor that uses no CPU): events from
+    every worker, taken in bulk by the driver, and the driver's request to stop."""
 
     def __init__(self) -> None:
         self.items: list[Event] = []
+        self.stop_asked = False
 
     def put(self, *events: Event) -> None:
         self.items.extend(events)
@@ -226,6 +237,12 @@ class _Inbox:
     def take(self) -> list[Event]:
         items, self.items = self.items, []
         return items
+
+    def stop(self) -> None:
+        self.stop_asked = True
+
+    def stopping(self) -> bool:
+        return self.stop_asked
 
 
 # --- progress and report ---------------------------------------------------------------------------
@@ -392,31 +409,97 @@ def _short(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+class WorkerPool:
+    """The workers of one `spec` on the connected cluster, held by the caller across runs.
+
+    Workers are started by `run_units` as its units need them (at most `size`: default one per
+    GPU of the cluster, or one per `spec.cpus` CPUs) and stay loaded until `close()` (or the end
+    of a `with` block), so several runs pay for loading the model once. Workers that die are
+    dropped; later runs start new ones.
+    """
+
+    def __init__(self, spec: WorkerSpec, *, size: int | None = None) -> None:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError("workers", size, "an integer >= 1, or None for one per GPU/CPU slot")
+        self.spec = spec
+        self.size = size
+        self.idle: list[Any] = []  # loaded actors without work
+        self.starting: dict[Any, Any] = {}  # info ref -> actor still loading the model
+        self.names: dict[Any, str] = {}  # actor id -> host:pid
+        self._class: Any = None
+        self.device = ""
+        self.slots = 0
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _setup(self) -> None:
+        if self._class is not None:
+            return
+        ray = require_ray()
+        if not ray.is_initialized():
+            raise ClusterError("not connected to a Ray cluster", hint="run inside `with Cluster(...)`")
+        options, self.device, self.slots = _worker_options(self.spec, ray.cluster_resources())
+        self._class = ray.remote(Worker).options(max_restarts=0, max_task_retries=0, **options)
+
+    @property
+    def capacity(self) -> int:
+        self._setup()
+        return self.size or self.slots
+
+    @property
+    def alive(self) -> int:
+        return len(self.idle) + len(self.starting)
+
+    def start(self) -> None:
+        self._setup()
+        actor = self._class.remote(self.spec, self.device)
+        self.starting[actor.info.remote()] = actor
+
+    def name(self, actor: Any) -> str:
+        return self.names.get(actor._actor_id, "a worker")
+
+    def kill(self, actor: Any) -> None:
+        import ray
+
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+        self.names.pop(actor._actor_id, None)
+
+    def close(self) -> None:
+        """Stop every worker of the pool."""
+        for actor in [*self.idle, *self.starting.values()]:
+            self.kill(actor)
+        self.idle.clear()
+        self.starting.clear()
+
+
 def run_units(
     units: Sequence[Unit],
-    spec: WorkerSpec,
+    pool: WorkerPool,
     *,
-    workers: int | None = None,
     on_event: Callable[[Event, ClusterProgress], None] | None = None,
     max_attempts: int = 3,
     stop_grace: float = 30.0,
     poll: float = 0.25,
 ) -> RunReport:
-    """Run `units` on the connected Ray cluster (see `Cluster`) and return how each job ended.
+    """Run `units` on the workers of `pool` (on the connected cluster, see `Cluster`) and return
+    how each job ended.
 
-    At most `workers` workers (default: one per GPU, or per `spec.cpus` CPUs, of the cluster;
-    never more than there are units). A unit whose worker dies is run again by another worker,
-    at most `max_attempts` times in all; then its unfinished jobs fail. A job's error fails that
-    job only. Raises ClusterError when workers cannot start, RemoteError when the model cannot be
-    loaded on a worker, RunInterrupted on Ctrl-C.
+    Up to `pool.capacity` workers, never more than there are units; the largest units first. A
+    unit whose worker dies is run again by another worker (a new one if none is idle), at most
+    `max_attempts` times in all; then its unfinished jobs fail. A job's error fails that job
+    only. Raises ClusterError when workers cannot start, RemoteError when a worker cannot load
+    the model, RunInterrupted on Ctrl-C (after asking the units to stop, see the module docstring).
     """
     ray = require_ray()
-    from ray.exceptions import RayActorError, RayError, RayTaskError, TaskCancelledError
+    from ray.exceptions import RayActorError, RayError, RayTaskError
 
-    if not ray.is_initialized():
-        raise ClusterError("not connected to a Ray cluster", hint="run inside `with Cluster(...)`")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError("workers", workers, "an integer >= 1, or None for one per GPU/CPU slot")
     if max_attempts < 1:
         raise ConfigError("max_attempts", max_attempts, "an integer >= 1")
     units = list(units)
@@ -431,18 +514,14 @@ def run_units(
     if not units:
         return RunReport((), 0, 0, 0, 0.0)
 
-    options, device, slots = _worker_options(spec, ray.cluster_resources())
-    target = min(len(units), workers or slots)
-    actor_class = ray.remote(Worker).options(max_restarts=0, max_task_retries=0, **options)
-    inbox = ray.remote(_Inbox).options(num_cpus=0).remote()
-
+    target = min(len(units), pool.capacity)
+    mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote()
     pending = collections.deque(sorted(units, key=lambda u: -u.cost))
     attempts = {u.number: 0 for u in units}
-    starting: dict[Any, Any] = {}  # info ref -> actor
-    idle: list[Any] = []
     running: dict[Any, tuple[Unit, Any, int]] = {}  # run ref -> (unit, actor, attempt)
-    names: dict[Any, str] = {}  # actor id -> host:pid
+    used: set[str] = set()
     lost = 0
+    stop_asked = False
     max_lost = max_attempts * target + target  # workers that die while loading count too
 
     def notify(event: Event) -> None:
@@ -450,84 +529,73 @@ def run_units(
             on_event(event, progress)
 
     def drain() -> None:
-        for event in ray.get(inbox.take.remote()):
+        for event in ray.get(mailbox.take.remote()):
             notify(event)
-
-    def start_worker() -> None:
-        actor = actor_class.remote(spec, device)
-        starting[actor.info.remote()] = actor
-
-    def kill(actor: Any) -> None:
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception:  # already gone
-            pass
 
     def fail_unit(unit: Unit, message: str, detail: str | None = None) -> None:
         for job in unit.job_ids:
             notify(JobFailed(job, message, 1, detail))
 
-    def take_result(unit: Unit, result: UnitResult) -> None:
+    def collect(ref: Any) -> None:
+        """A finished `run` call: take its result, or retry/fail its unit."""
+        nonlocal lost
+        unit, actor, attempt = running.pop(ref)
+        name = pool.name(actor)
+        try:
+            result = ray.get(ref)
+        except RayTaskError as exc:  # an exception in the unit's code: a bug, not a lost worker
+            cause = getattr(exc, "cause", None) or exc
+            fail_unit(unit, f"internal error on {name}: {type(cause).__name__}: {_short(cause)}",
+                      _ANSI.sub("", str(exc)))
+            pool.idle.append(actor)
+            return
+        except (RayActorError, RayError) as exc:  # the worker died (process killed, node lost ...)
+            pool.kill(actor)
+            lost += 1
+            retry = attempts[unit.number] < max_attempts
+            notify(WorkerLost(unit.number, attempt, name, _short(exc), retry))
+            if retry and not stop_asked:
+                pending.appendleft(unit)
+                return
+            unit.abandon()
+            if not stop_asked:
+                for job in unit.job_ids:
+                    if job not in progress.finished:
+                        notify(JobFailed(job, f"its worker died {attempts[unit.number]} times; last: {_short(exc)}"))
+            return
         for job, output in result.finished.items():
             notify(JobFinished(job, output))
         for job, (message, code) in result.failed.items():
             notify(JobFailed(job, message, code))
         unit.settle(result)
-
-    def collect(ref: Any) -> None:
-        """A finished `run` call: take its result, or retry/fail its unit."""
-        nonlocal lost
-        unit, actor, attempt = running.pop(ref)
-        name = names.get(actor._actor_id, "a worker")
-        try:
-            result = ray.get(ref)
-        except TaskCancelledError:
-            idle.append(actor)
-            return
-        except RayTaskError as exc:  # an exception in the unit's code: a bug, not a lost worker
-            cause = getattr(exc, "cause", None) or exc
-            fail_unit(unit, f"internal error on {name}: {type(cause).__name__}: {_short(cause)}",
-                      _ANSI.sub("", str(exc)))
-            idle.append(actor)
-            return
-        except (RayActorError, RayError) as exc:
-            kill(actor)
-            lost += 1
-            retry = attempts[unit.number] < max_attempts
-            notify(WorkerLost(unit.number, attempt, name, _short(exc), retry))
-            if retry:
-                pending.appendleft(unit)
-            else:
-                left = [j for j in unit.job_ids if j not in progress.finished]
-                for job in left:
-                    notify(JobFailed(job, f"its worker died {attempts[unit.number]} times; last: {_short(exc)}", 1))
-            return
-        take_result(unit, result)
-        idle.append(actor)
+        pool.idle.append(actor)
 
     def welcome(ref: Any) -> None:
         """A worker finished loading the model (or failed to)."""
         nonlocal lost
-        actor = starting.pop(ref)
+        actor = pool.starting.pop(ref)
         try:
             info = ray.get(ref)
         except RayError as exc:  # died while loading: out of memory, node lost ...
-            kill(actor)
+            pool.kill(actor)
             lost += 1
             if lost > max_lost:
                 raise ClusterError(f"workers keep dying while they load the model; last: {_short(exc)}") from None
             return
         if info["error"] is not None:
+            pool.kill(actor)
             message, code, hint = info["error"]
             raise RemoteError(f"worker {info['worker']} cannot load the model: {message}", exit_code=code, hint=hint)
-        names[actor._actor_id] = info["worker"]
+        pool.names[actor._actor_id] = info["worker"]
+        pool.idle.append(actor)
         notify(WorkerReady(info["worker"], info["device"]))
-        idle.append(actor)
 
     def stop(grace: float) -> None:
         """Ask running units to stop at their next safe point; wait up to `grace` seconds."""
-        for ref in running:
-            ray.cancel(ref)
+        nonlocal stop_asked
+        stop_asked = True
+        mailbox.stop.remote()
+        pending.clear()
         deadline = time.monotonic() + grace
         try:
             while running and time.monotonic() < deadline:
@@ -538,31 +606,34 @@ def run_units(
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once
             pass
 
+    # Ray prints a line on the driver's stdout for each worker that dies; the driver reports lost
+    # workers itself (WorkerLost), so those lines are held back for the run (a private switch of
+    # Ray's, used by its own debugger: if it goes away, the lines simply show again)
+    ray_worker = getattr(getattr(ray, "_private", None), "worker", None)
+    logs_were = getattr(ray_worker, "_worker_logs_enabled", None)
+    if logs_were is not None:
+        ray_worker._worker_logs_enabled = False
     interrupted = False
     try:
-        for _ in range(target):
-            start_worker()
+        for actor in pool.idle:  # loaded by an earlier run
+            notify(WorkerReady(pool.name(actor), pool.device))
         while pending or running:
-            while idle and pending:
+            while pool.idle and pending:
                 unit = pending.popleft()
                 attempts[unit.number] += 1
-                actor = idle.pop()
-                running[actor.run.remote(unit, attempts[unit.number], inbox)] = (unit, actor, attempts[unit.number])
+                actor = pool.idle.pop()
+                used.add(pool.name(actor))
+                running[actor.run.remote(unit, attempts[unit.number], mailbox)] = (unit, actor, attempts[unit.number])
             wanted = min(target, len(pending) + len(running))
-            while len(starting) + len(idle) + len(running) < wanted:
-                start_worker()
-            if not pending:  # free what idle workers hold (GPUs) for others and for restarts
-                for actor in idle:
-                    kill(actor)
-                    progress.workers.pop(names.get(actor._actor_id, ""), None)
-                idle.clear()
-            refs = list(running) + list(starting)
+            while pool.alive + len(running) < wanted:
+                pool.start()
+            refs = list(running) + list(pool.starting)
             ready, _ = ray.wait(refs, num_returns=1, timeout=poll)
             if ready:
                 ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             drain()
             for ref in ready:
-                if ref in starting:
+                if ref in pool.starting:
                     welcome(ref)
                 else:
                     collect(ref)
@@ -571,13 +642,24 @@ def run_units(
         interrupted = True
         stop(stop_grace)
     finally:
-        for actor in [*idle, *starting.values(), *(a for _, a, _ in running.values())]:
-            kill(actor)
+        for unit, actor, _ in running.values():  # still working after the grace time (or an error)
+            pool.kill(actor)
+        for unit, actor, _ in running.values():
+            try:
+                unit.abandon()
+            except Exception:  # tidying must not hide why the run ended
+                pass
+        running.clear()
         try:
             drain()
         except Exception:  # the cluster may be going down with us
             pass
-        kill(inbox)
+        try:
+            ray.kill(mailbox)
+        except Exception:
+            pass
+        if logs_were is not None:
+            ray_worker._worker_logs_enabled = logs_were
 
     reports = []
     for job in sorted(frames):
@@ -589,7 +671,7 @@ def run_units(
                                      detail=failure.detail))
         else:
             reports.append(JobReport(job, "unfinished"))
-    report = RunReport(tuple(reports), workers=target, retries=progress.retries, frames_made=progress.made,
+    report = RunReport(tuple(reports), workers=len(used), retries=progress.retries, frames_made=progress.made,
                        elapsed=time.monotonic() - started, interrupted=interrupted)
     if interrupted:
         raise RunInterrupted(report)

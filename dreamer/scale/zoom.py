@@ -275,6 +275,22 @@ class ZoomUnit:
                 fail(i, exc)
         return result
 
+    def abandon(self) -> None:
+        """On the driver, when the unit stopped without finishing (its worker killed after Ctrl-C,
+        or lost too often): remove frames made after the last round every video finished (at
+        most one per video), so a later ``--resume`` batches exactly like an uninterrupted run."""
+        from ..io.video import FrameStore
+
+        stores = [FrameStore(Path(job.store)) for job in self.jobs]
+        counts = [store.count() for store in stores]
+        try:
+            done = resume_point([j.done for j in self.jobs], counts, [j.frames for j in self.jobs])
+        except ValueError:
+            return
+        for store, count, keep in zip(stores, counts, done):
+            for index in range(count - 1, keep - 1, -1):  # from the end, so the count stays consistent
+                store.frame_path(index).unlink(missing_ok=True)
+
     def settle(self, result: UnitResult) -> None:
         """On the driver, once the result is in: remove the frame stores of finished videos
         (unless frames are the output or were asked to be kept)."""
