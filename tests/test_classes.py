@@ -93,10 +93,10 @@ def test_cli_classes_lists_and_searches():
 
 def test_cli_classes_no_match():
     result = CliRunner().invoke(main, ["classes", "bananna"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a name typed that matches nothing: a usage error, as run --class
     assert "no class name contains 'bananna'" in result.output and "'banana'" in result.output
     result = CliRunner().invoke(main, ["classes", "1234"])
-    assert result.exit_code == 1 and "0-999" in result.output
+    assert result.exit_code == 2 and "0-999" in result.output
 
 
 def test_cli_run_unknown_class_exits_2(tmp_path, monkeypatch, network):

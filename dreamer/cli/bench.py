@@ -8,6 +8,7 @@ import click
 
 from ..errors import OutputError, OutputExistsError, UsageError
 from . import main
+from .common import FiniteFloat
 
 _CASE_NAMES = ("frame512", "still1080", "batch16", "still4k")
 
@@ -48,13 +49,13 @@ def _write_json(path: Path, data: dict) -> None:
     "--cases", "cases", multiple=True, metavar="NAME[,NAME...]",
     help=f"Cases to run: {', '.join(_CASE_NAMES)} [default: all; on a CPU only frame512].",
 )
-@click.option("--repeats", "-r", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per side (the median is reported).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per side (the median is reported).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed runs per side first.")
 @click.option("--model", "-m", default="googlenet", show_default=True, metavar="NAME", help="Model to time (see `dreamer models`).")
 @click.option("--layer", "-l", help="Layer both sides dream about [default: the model's default layer].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="Dreamer's precision (the reference is always fp32).")
 @click.option("--tile", type=click.IntRange(min=64), help="Dreamer's tile size in pixels [default automatic].")
-@click.option("--size-scale", type=click.FloatRange(min=0.01, max=4.0), help="Multiply every case's image size by this.")
+@click.option("--size-scale", type=FiniteFloat(min=0.01, max=4.0), help="Multiply every case's image size by this.")
 @click.option("--tiny", is_flag=True, help="CI-sized: 96-px images, 2 octaves x 2 steps, 1 run, no warm-up.")
 @click.option("--weights", "-w", default="random", show_default=True, metavar="random[:SEED]|pretrained|PATH", help="Weights (random: no download; speed is the same).")
 @click.option("--no-memory", is_flag=True, help="Skip the extra run per side that measures peak memory.")

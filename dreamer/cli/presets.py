@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DreamerError
+from ..errors import DreamerError, UsageError
 from . import main
 
 
@@ -83,6 +83,6 @@ def classes(text: str | None, model: str) -> None:
             message = f"no class has index {text.strip()} (0-{len(categories) - 1})"
         if near:
             message += "; closest: " + ", ".join(repr(n) for n in near)
-        raise DreamerError(message, hint="`dreamer classes` lists all of them")
+        raise UsageError(message, hint="`dreamer classes` lists all of them")  # a name or index typed: usage (2)
     for index, name in hits:
         click.echo(f"{index:>4}  {name}")
