@@ -26,7 +26,7 @@ def gradient_frames(n: int = 5, height: int = 21, width: int = 33) -> list[np.nd
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".dreamer-tmp-"))
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,41 +116,62 @@ def test_store_rejects_non_rgb_uint8(tmp_path):
 def test_manifest_round_trip(tmp_path):
     store = FrameStore(tmp_path)
     assert store.read_manifest() is None
-    manifest = {"fps": 24.0, "layers": ["mixed4c"], "seed": 3, "zoom": {"scale": 1.05}}
+    manifest = {"format": "dreamer test 1", "fps": 24.0, "layers": ["mixed4c"], "seed": 3, "zoom": {"scale": 1.05}}
     store.write_manifest(manifest)
     assert store.read_manifest() == manifest
+    assert store.survey().ours
     assert leftovers(tmp_path) == []
-    (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(OutputError, match="manifest.json"):
-        store.read_manifest()
+    with pytest.raises(ValueError, match="format"):  # a manifest without dreamer's signature is refused
+        store.write_manifest({"seed": 3})
+    for foreign in ("{not json", '{"seed": 3}', '{"format": "other tool 2"}', "[1, 2]"):
+        (tmp_path / "manifest.json").write_text(foreign)
+        assert store.read_manifest() is None
+        survey = store.survey()
+        assert not survey.ours and survey.foreign == ["manifest.json"]
 
 
 def test_clear_removes_frames_manifest_and_empty_store_folder(tmp_path):
     folder = tmp_path / "zoom.mp4.frames"
     folder.mkdir()
     store = FrameStore(folder)
+    store.write_manifest(MANIFEST)
     for index, frame in enumerate(gradient_frames(3)):
         store.write(index, frame)
-    store.write_manifest({"seed": 1})
     store.clear()
     assert not folder.exists()
 
     user_folder = tmp_path / "mine"  # a user's frames folder is kept, and so are their other files
     user_folder.mkdir()
     (user_folder / "notes.txt").write_text("keep me")
+    FrameStore(user_folder).write_manifest(MANIFEST)
     FrameStore(user_folder).write(0, gradient_frames(1)[0])
     FrameStore(user_folder).clear()
     assert sorted(p.name for p in user_folder.iterdir()) == ["notes.txt"]
 
 
+def test_clear_never_removes_frames_of_unknown_origin(tmp_path):
+    """PNGs named like frames, in a folder without dreamer's manifest, are not dreamer's to delete."""
+    folder = tmp_path / "theirs.frames"
+    folder.mkdir()
+    Image.fromarray(gradient_frames(1)[0]).save(folder / "frame_000000.png")
+    (folder / "manifest.json").write_text('{"format": "some other tool"}')
+    survey = FrameStore(folder).survey()
+    assert sorted(survey.foreign) == ["frame_000000.png", "manifest.json"] and not survey.frames
+    FrameStore(folder).clear()
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_000000.png", "manifest.json"]
+
+
 # --- prepare_output -------------------------------------------------------------------------------
+
+
+MANIFEST = {"format": "dreamer test 1", "seed": 1}
 
 
 def filled_store(output: Path, n: int = 3) -> FrameStore:
     store = prepare_output(output, force=False, resume=False)
+    store.write_manifest(MANIFEST)
     for index, frame in enumerate(gradient_frames(n)):
         store.write(index, frame)
-    store.write_manifest({"seed": 1})
     return store
 
 
@@ -204,7 +225,7 @@ def test_resume_keeps_the_frames_and_manifest(tmp_path, force):
     filled_store(output, n=3)
     output.write_bytes(b"partial video")
     store = prepare_output(output, force=force, resume=True)
-    assert store.count() == 3 and store.read_manifest() == {"seed": 1}
+    assert store.count() == 3 and store.read_manifest() == MANIFEST
 
 
 def test_prepare_names_a_missing_or_file_parent(tmp_path):

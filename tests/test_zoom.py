@@ -345,7 +345,7 @@ def test_frames_folder_holds_exactly_the_engine_frames(cli, tmp_path, network):
 
 def interrupt_after(monkeypatch, calls: int):
     """Make the engine raise KeyboardInterrupt (as Ctrl-C would) on its `calls + 1`-th dream."""
-    real = dreamer.loops.deepdream.dream
+    real = dreamer.loops.run_config
     count = {"n": 0}
 
     def dream(*args, **kwargs):
@@ -354,8 +354,8 @@ def interrupt_after(monkeypatch, calls: int):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
-    return lambda: monkeypatch.setattr(dreamer.loops.deepdream, "dream", real)
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
+    return lambda: monkeypatch.setattr(dreamer.loops, "run_config", real)
 
 
 def test_ctrl_c_keeps_frames_and_resume_ends_with_the_same_frames(cli, tmp_path, monkeypatch):
@@ -392,7 +392,7 @@ def test_batched_videos_interrupted_mid_round_resume_to_the_same_frames(cli, tmp
     args = [str(a), str(b), "noise:56x40", "--frames", "5", "--format", "frames", "--seed", "2", "--zoom", "1.1"]
     straight = cli(*args, "-o", str(tmp_path / "straight"))
     assert straight.exit_code == 0, straight.output
-    real_write, real_dream = FrameStore.write, dreamer.loops.deepdream.dream
+    real_write, real_dream = FrameStore.write, dreamer.loops.run_config
     writes = {"n": 0}
     batches = []
 
@@ -412,7 +412,7 @@ def test_batched_videos_interrupted_mid_round_resume_to_the_same_frames(cli, tmp
     assert stopped.exit_code == 130
     names = ["a.zoom.frames", "b.zoom.frames", "noise_56x40.zoom.frames"]
     assert [len(read_frames(tmp_path / "resumed" / n)) for n in names] == [3, 2, 2]
-    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
     resumed = cli(*args, "-o", str(tmp_path / "resumed"), "--resume")
     assert resumed.exit_code == 0, resumed.output
     # a's frames 3-4 with b's frames 2-3 as batches of 2; b's frame 4 and the noise video alone
@@ -429,18 +429,21 @@ def test_batched_videos_interrupted_mid_round_resume_to_the_same_frames(cli, tmp
                 np.testing.assert_array_equal(p, q)
 
 
-def test_ctrl_c_leaves_a_playable_partial_gif_and_resume_replaces_it(cli, tmp_path, monkeypatch):
+def test_ctrl_c_leaves_a_playable_partial_gif_beside_the_output_and_resume_removes_it(cli, tmp_path, monkeypatch):
     out = tmp_path / "z.gif"
     restore = interrupt_after(monkeypatch, 1)
     stopped = cli("noise:48x48", "--frames", "4", "-o", str(out))
     restore()
     assert stopped.exit_code == 130
-    assert f"partial video: {out}" in stopped.output
-    assert len(read_frames(out)) == 2  # the source and frame 1
+    partial = tmp_path / "z.partial.gif"
+    assert f"partial video: {partial}" in stopped.output
+    assert not out.exists()  # the output is only ever a finished video
+    assert len(read_frames(partial)) == 2  # the source and frame 1
     assert (tmp_path / "z.gif.frames" / "frame_000001.png").exists()
     resumed = cli("noise:48x48", "--frames", "4", "-o", str(out), "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert len(read_frames(out)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.gif"]  # partial, store and locks gone
 
 
 def test_resume_refuses_other_settings(cli, tmp_path, monkeypatch):
@@ -493,13 +496,13 @@ def test_several_sources_load_the_model_once_and_group_sizes(cli, tmp_path, monk
     a = png_source(tmp_path, (48, 48), "a.png")
     b = png_source(tmp_path, (40, 56), "b.png")
     sizes = []
-    real = dreamer.loops.deepdream.dream
+    real = dreamer.loops.run_config
 
     def dream(images, *args, **kwargs):
         sizes.append(tuple(images.shape))
         return real(images, *args, **kwargs)
 
-    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
     result = cli(str(a), str(b), "noise:48x48", "--frames", "3", "-o", str(tmp_path / "videos"), "--format", "gif")
     assert result.exit_code == 0, result.output
     assert len(result.loads) == 1
@@ -511,13 +514,13 @@ def test_several_sources_load_the_model_once_and_group_sizes(cli, tmp_path, monk
 
 def test_cycle_layers_on_the_command_line(cli, tmp_path, monkeypatch):
     layers = []
-    real = dreamer.loops.deepdream.dream
+    real = dreamer.loops.run_config
 
     def dream(images, network, config, **kwargs):
         layers.append("+".join(str(t) for t in config.layers))
         return real(images, network, config, **kwargs)
 
-    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
     result = cli("noise:48x48", "--frames", "6", "--cycle-layer", "mixed3a", "--cycle-layer", "mixed3b+mixed4a=0.5",
                  "--cycle-every", "2", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
@@ -538,13 +541,13 @@ def test_cycle_presets_resolve_each_preset(cli, tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "dreamer.presets", SimpleNamespace(load_preset=load_preset))
     seen = []
-    real = dreamer.loops.deepdream.dream
+    real = dreamer.loops.run_config
 
     def dream(images, network, config, **kwargs):
         seen.append((config.layers[0].layer, config.step_size, config.octaves, config.steps))
         return real(images, network, config, **kwargs)
 
-    monkeypatch.setattr(dreamer.loops.deepdream, "dream", dream)
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
     result = cli("noise:48x48", "--frames", "4", "--cycle-preset", "calm", "--cycle-preset", "wild",
                  "--cycle-every", "1", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
@@ -557,22 +560,22 @@ def test_cycle_presets_resolve_each_preset(cli, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--frames", "0"], "invalid frames: 0"),
-        (["--zoom", "0"], "invalid zoom: 0.0"),
-        (["--zoom", "-1"], "invalid zoom: -1.0"),
-        (["--zoom", "2.5"], "invalid zoom: 2.5"),
-        (["--zoom", "1.02:9"], "invalid zoom: 9.0"),
-        (["--zoom", "fast"], "invalid zoom: 'fast'"),
-        (["--rotate", "400"], "invalid rotate"),
+        (["--frames", "0"], "invalid --frames: 0"),
+        (["--zoom", "0"], "invalid --zoom: 0.0"),
+        (["--zoom", "-1"], "invalid --zoom: -1.0"),
+        (["--zoom", "2.5"], "invalid --zoom: 2.5"),
+        (["--zoom", "1.02:9"], "invalid --zoom: 9.0"),
+        (["--zoom", "fast"], "invalid --zoom: 'fast'"),
+        (["--rotate", "400"], "invalid --rotate"),
         (["--shift", "3"], "DX,DY"),
-        (["--fps", "0"], "invalid fps: 0.0"),
-        (["--fps", "-5"], "invalid fps"),
-        (["--cycle-every", "0", "--cycle-layer", "mixed3a"], "invalid cycle_every"),
+        (["--fps", "0"], "invalid --fps: 0.0"),
+        (["--fps", "-5"], "invalid --fps"),
+        (["--cycle-every", "0", "--cycle-layer", "mixed3a"], "invalid --cycle-every"),
         (["-o", "{tmp}/z.avi"], "unknown extension '.avi'"),
         (["-o", "{tmp}/z.gif", "--format", "mp4"], "--format mp4"),
         (["--resume", "--force"], "not both"),
         (["--layer", "mixed9z"], "mixed"),
-        (["--batch-size", "0"], "batch-size"),
+        (["--batch", "0"], "--batch"),
     ],
 )
 def test_usage_errors_exit_2_before_any_work(cli, tmp_path, args, message):
@@ -598,13 +601,16 @@ def test_runtime_output_errors_exit_1(cli, tmp_path):
 
 
 def test_unwritable_folder_is_reported(cli, tmp_path, monkeypatch):
-    def refuse(self, *args, **kwargs):
+    import dreamer.io.atomic
+
+    def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "touch", refuse)
+    monkeypatch.setattr(dreamer.io.atomic, "open", refuse, raising=False)  # every atomic write fails
     result = cli("noise:48x48", "-o", str(tmp_path / "z.gif"))
     assert result.exit_code == 1 and "Permission denied" in result.output
     assert result.loads == []
+    assert list(tmp_path.iterdir()) == []  # no store, no lock left behind
 
 
 def test_missing_encoder_is_reported_before_the_model_loads(cli, tmp_path, monkeypatch):

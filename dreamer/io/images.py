@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,9 +24,11 @@ from PIL import Image, ImageOps, PngImagePlugin
 
 from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
 
+from .atomic import atomic_write, check_name
+
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MAX_NOISE_SIDE", "OUTPUT_FORMATS", "check_image", "is_pil", "load_image", "from_pil", "to_pil",
-    "to_uint8", "resize", "parse_noise_source", "make_noise", "default_output_path",
+    "to_uint8", "resize", "parse_noise_source", "make_noise", "scaled_size", "check_pixels", "load_source", "default_output_path",
     "check_output_path", "save_image", "read_metadata",
 ]
 
@@ -244,6 +245,52 @@ def make_noise(size_hw: tuple[int, int], *, seed: int, batch: int = 1, amplitude
     return (0.5 + amplitude * (2.0 * noise - 1.0)).clamp(0.0, 1.0)
 
 
+def scaled_size(size_hw: tuple[int, int], size: int | None) -> tuple[int, int]:
+    """(height, width) after scaling the longest side to `size` pixels (unchanged when None)."""
+    if size is None:
+        return size_hw
+    h, w = size_hw
+    f = size / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def check_pixels(text: str, size_hw: tuple[int, int], *, size: int | None = None,
+                 max_pixels: int | None = None) -> None:
+    """Refuse (UsageError) a picture dreamer is asked to make — noise, or an image after
+    `size` — with more than `max_pixels` pixels (default `DEFAULT_MAX_PIXELS`)."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    h, w = size_hw
+    if h * w <= limit:
+        return
+    how = f"--size {size} would make {text} {w}x{h}" if size is not None else f"{text} is {w}x{h}"
+    raise UsageError(
+        f"{how} = {h * w} pixels, more than the --max-pixels limit of {limit}",
+        hint="pass a smaller --size (or noise size), or --max-pixels N to raise the limit",
+    )
+
+
+def load_source(
+    text: _PathLike, *, size: int | None = None, seed: int = 0, max_pixels: int | None = None,
+    noise_amplitude: float = 0.1,
+) -> tuple[torch.Tensor, Path | None]:
+    """A source as (tensor, file): an image file, or ``noise:WIDTHxHEIGHT`` (seeded grey noise,
+    ± `noise_amplitude`; file None). The tensor is (1, 3, H, W) float32 in [0, 1] on the CPU,
+    its longest side scaled to `size` if given. Files and noise alike are held to
+    `max_pixels` (files from their header, before decoding; noise before it is made)."""
+    hw = parse_noise_source(os.fspath(text))
+    if hw is not None:
+        hw = scaled_size(hw, size)
+        check_pixels(os.fspath(text), hw, size=size, max_pixels=max_pixels)
+        return make_noise(hw, seed=seed, amplitude=noise_amplitude), None
+    path = Path(text).expanduser()
+    image = load_image(path, max_pixels=max_pixels)
+    if size is not None:
+        hw = scaled_size(tuple(image.shape[-2:]), size)
+        check_pixels(str(text), hw, size=size, max_pixels=max_pixels)
+        image = resize(image, hw)
+    return image, path
+
+
 def default_output_path(input_path: _PathLike, suffix: str = ".dream", ext: str = ".png") -> Path:
     """The output beside the input: `photo.jpg` -> `photo.dream.png`."""
     path = Path(input_path)
@@ -268,6 +315,7 @@ def check_output_path(path: _PathLike, *, force: bool, inputs: Iterable[_PathLik
     if path.suffix.lower() not in OUTPUT_FORMATS:
         what = f"extension {path.suffix!r}" if path.suffix else "no extension"
         raise UsageError(f"cannot write {path}: {what}; use one of {', '.join(OUTPUT_FORMATS)}")
+    check_name(path)
     for source in inputs:
         if _same_file(path, Path(source)):
             raise OutputExistsError(f"{path} would overwrite the input", hint="choose another output path")
@@ -283,13 +331,6 @@ def check_output_path(path: _PathLike, *, force: bool, inputs: Iterable[_PathLik
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
     return path
-
-
-def _file_mode() -> int:
-    """The permissions a newly created file would get (mkstemp's are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def save_image(
@@ -317,20 +358,8 @@ def save_image(
         exif = Image.Exif()
         exif[_EXIF_IMAGE_DESCRIPTION] = json.dumps(items)  # ASCII-only, as EXIF wants
         options["exif"] = exif.tobytes()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.absolute().parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            image.save(file, format=fmt, **options)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {_one_line(e)}") from e
-        raise
+    with atomic_write(path) as file:
+        image.save(file, format=fmt, **options)
     return path
 
 
