@@ -584,6 +584,8 @@ def each_source(sources: list[Source], outputs: list[Path], work: Callable[[int,
     sources a failing one is reported and the others still run; the exit code is then 1."""
     from ..errors import DreamerError
 
+    for out in {o.parent: o for o in outputs}.values():
+        make_folders(out)  # an -o folder that cannot be made is one error, not one per image
     failures = 0
     for n, (src, out) in enumerate(zip(sources, outputs), 1):
         try:
