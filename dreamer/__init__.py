@@ -1,7 +1,9 @@
 """dreamer: DeepDream and feature visualisation with a pretrained GoogLeNet.
 
-Public API: `dream`, `load_model`, `Network`, `DreamConfig`, the objectives
-(`layer_l2`, `channel`, `class_logit`) and the engine's `plan_octaves`.
+Public API: `dream` (either loop, as the config says), `noise` (a start image), `load_model`,
+`Network`, `prepare` (a network made ready for many dreams: `PreparedNetwork`), `DreamConfig`,
+the objectives (`layer_l2`, `channel`, `class_logit`, `Objective`), `plan_octaves`,
+`resolve_device` and `set_threads`.
 Heavy modules (torch, torchvision) are imported only when these are first used.
 """
 
@@ -14,6 +16,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "dream": "dreamer.api",
+    "noise": "dreamer.api",
+    "prepare": "dreamer.backend",
+    "PreparedNetwork": "dreamer.backend",
     "DreamConfig": "dreamer.config",
     "LayerTarget": "dreamer.config",
     "ClassTarget": "dreamer.config",
@@ -26,6 +31,7 @@ _EXPORTS = {
     "Objective": "dreamer.objectives",
     "plan_octaves": "dreamer.loops.deepdream",
     "resolve_device": "dreamer.devices",
+    "set_threads": "dreamer.devices",
 }
 
 __all__ = ["__version__", *_EXPORTS]

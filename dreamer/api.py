@@ -4,6 +4,11 @@
 >>> net = dreamer.load_model("googlenet")                      # pretrained (downloads once)
 >>> out = dreamer.dream("photo.jpg", network=net, layers=["mixed4c"], octaves=4)
 >>> out.save("photo.dream.png")
+>>> banana = dreamer.dream(dreamer.noise(384, 384, param="fft"), network=net, classes=["banana"],
+...                        param="fft", transforms="standard", steps=256)
+
+For many dreams on one network (the frames of a video), prepare it once and pass the prepared
+network instead: ``prepared = dreamer.prepare(net)``; ``dreamer.dream(frame, network=prepared)``.
 """
 
 from __future__ import annotations
@@ -13,25 +18,26 @@ from typing import Any
 
 import torch
 
+from .backend import PreparedNetwork
 from .config import DreamConfig
-from .devices import resolve_device
-from .loops.deepdream import ProgressFn
-from .loops.deepdream import dream as _dream
+from .devices import resolve_device, set_threads
+from .loops import ProgressFn, noise_amplitude, run_config
 from .models import Network, load_model
 
-__all__ = ["dream"]
+__all__ = ["dream", "noise"]
 
 
 def dream(
     image: Any,
     *,
-    network: Network | None = None,
+    network: Network | PreparedNetwork | None = None,
     config: DreamConfig | None = None,
     model: str | None = None,
     weights: str | os.PathLike = "pretrained",
     device: str | torch.device = "auto",
     seeds: list[int] | None = None,
     progress: ProgressFn | None = None,
+    threads: int | None = None,
     **overrides: Any,
 ) -> Any:
     """Dream on a PIL image, an image file path, or a tensor, and return the same kind of thing.
@@ -39,11 +45,17 @@ def dream(
     - `image`: a `PIL.Image.Image` or a path (returns a PIL image), or a float tensor (3,H,W)
       or (B,3,H,W) RGB in [0,1] (returns a CPU float32 tensor of the same shape).
     - `network`: a loaded `Network` (from `load_model` or `Network.from_module` for your own
-      `torch.nn.Module`); if omitted, `model`/`weights` are loaded on `device`.
+      `torch.nn.Module`), or a `PreparedNetwork` (`dreamer.prepare`) kept across many calls;
+      if omitted, `model`/`weights` are loaded on `device`.
     - `config` and keyword `overrides` (any `DreamConfig` field, e.g. ``layers=["mixed4c:97"]``,
-      ``octaves=3``) choose the dream.
+      ``octaves=3``) choose the dream, resolved like the command line's flags
+      (`DreamConfig.override`): naming only classes drops the default layer, and naming only
+      layers drops any classes. ``param="fft"`` runs a render, ``pixel`` the classic loop.
+    - `threads`: CPU threads for torch (see `dreamer.set_threads`); None keeps the current number.
     """
-    config = (config or DreamConfig()).replace(**overrides) if overrides else (config or DreamConfig())
+    base = config or DreamConfig()
+    config = base.override(**overrides) if overrides else base
+    set_threads(threads)
     if network is None:
         network = load_model(model or config.model, weights=weights, device=resolve_device(device))
     from .io import images
@@ -60,7 +72,15 @@ def dream(
         raise TypeError(f"image must be a PIL image, a path or a tensor, not {type(image).__name__}")
     single = image.dim() == 3
     batch = image.unsqueeze(0) if single else image
-    out = _dream(batch, network, config, seeds=seeds, progress=progress).cpu()
+    out = run_config(batch, network, config, seeds=seeds, progress=progress).cpu()
     if as_pil:
         return images.to_pil(out[0])
     return out[0] if single else out
+
+
+def noise(width: int, height: int, *, seed: int = 0, param: str = "pixel") -> torch.Tensor:
+    """A (3,height,width) start image of mid-grey noise, as faint as a dream of `param` wants
+    (``fft``: nearly flat grey; ``pixel``: enough texture to grow from). Seeded."""
+    from .io.images import make_noise
+
+    return make_noise((height, width), seed=seed, amplitude=noise_amplitude(param))[0]

@@ -1,10 +1,20 @@
-"""A benchmark of dreamer's engine against the classic reference loop, side by side.
+"""A benchmark of dreamer's loops against plain reference loops, side by side.
 
-The reference is the 2015 DeepDream recipe written plainly: eager fp32, batch 1, the network as
-torchvision builds it (BatchNorm and all), the forward pass truncated at the layer, `torch.roll`
-jitter, the step normalised by the mean |gradient|, an octave pyramid that re-injects detail.
-Dreamer's side is `engine.dream` as users get it (default precision, tiling, caching). Both run
-on the same inputs, with the same layer, weights, octave sizes, step count and jitter.
+Two kinds of case:
+
+- ``dream`` cases: the reference is the 2015 DeepDream recipe written plainly: eager fp32,
+  batch 1, the network as built (BatchNorm and all), the forward pass truncated at the layer,
+  `torch.roll` jitter, the step normalised by the mean |gradient|, an octave pyramid that
+  re-injects detail. Dreamer's side is `dreamer.loops.deepdream.dream` as users get it.
+- ``render`` cases (a class render from faint noise): the reference is the render loop as it
+  was before it shared the backend, written plainly: a Fourier parameterisation optimised with
+  Adam through the standard transforms, one eager fp32 autograd graph from the coefficients
+  through the network as built to the class logit. Dreamer's side is
+  `dreamer.loops.render.render`.
+
+Dreamer's side runs with its default precision, tiling and one `PreparedNetwork` held for all
+runs (as a video holds one for all its frames); both sides get the same inputs, weights, sizes,
+steps, seeds and transforms.
 
 Pure: returns results and formats a table; never prints, never writes files (the CLI does).
 Timings: warm-up runs excluded, each side's median over `repeats` runs, the device synchronised
@@ -29,7 +39,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import transforms as T
+from .backend import PreparedNetwork
+from .classes import resolve_class
+from .config import DreamConfig
 from .errors import UnknownNameError
+from .loops import noise_amplitude, plan_octaves, run_config
+from .loops.parameterization import FourierImage
 
 __all__ = [
     "BenchCase",
@@ -39,6 +55,7 @@ __all__ = [
     "scale_case",
     "tiny_case",
     "classic_dream",
+    "plain_render",
     "CaseResult",
     "BenchResult",
     "run_bench",
@@ -48,7 +65,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BenchCase:
-    """One benchmark case: `batch` images of (height, width), `octaves` x `steps`."""
+    """One benchmark case: `batch` images of (height, width), `octaves` x `steps`.
+
+    `kind` ``dream``: the classic loop on the bench's layer; ``render``: a render of the class
+    `class_name` (fft parameterisation, standard transforms, Adam)."""
 
     name: str
     label: str
@@ -56,6 +76,8 @@ class BenchCase:
     batch: int = 1
     octaves: int = 1
     steps: int = 10
+    kind: str = "dream"
+    class_name: str = ""
 
 
 CASES: dict[str, BenchCase] = {
@@ -65,10 +87,14 @@ CASES: dict[str, BenchCase] = {
         BenchCase("still1080", "still 1920x1080", (1080, 1920), 1, 4, 10),
         BenchCase("batch16", "16 frames 512x512", (512, 512), 16, 1, 10),
         BenchCase("still4k", "still 3840x2160", (2160, 3840), 1, 4, 10),
+        BenchCase("render384", "class render 384x384 (banana)", (384, 384), 1, 1, 64, kind="render", class_name="banana"),
     )
 }
 #: the cases run by default on a CPU (the others take many minutes there)
-CPU_CASES = ("frame512",)
+CPU_CASES = ("frame512", "render384")
+#: the render cases' settings besides size and steps (those of the bundled class presets)
+RENDER_JITTER = 16
+RENDER_LEARNING_RATE = 0.05
 
 
 def select_cases(names: Sequence[str] | None, device: torch.device) -> list[BenchCase]:
@@ -145,6 +171,37 @@ def classic_dream(
             x = torch.roll(x, (-oy, -ox), dims=(2, 3)).clamp(0, 1)
         detail = x - base
     return x.detach()
+
+
+def plain_render(
+    network,
+    node: str,
+    index: int,
+    start: torch.Tensor,
+    *,
+    steps: int,
+    learning_rate: float = RENDER_LEARNING_RATE,
+    jitter: int = RENDER_JITTER,
+    seed: int = 0,
+) -> torch.Tensor:
+    """The render loop before it shared the backend, on one (1,3,H,W) [0,1] start: eager fp32,
+    the network as built (BatchNorm unfolded), one autograd graph from the Fourier coefficients
+    through roll + standard transforms and the network (truncated at `node`) to logit `index`,
+    maximised with Adam."""
+    extractor = network.extractor([node])
+    param = FourierImage(start, decorrelate=True)
+    optimizer = torch.optim.Adam(param.parameters(), lr=learning_rate)
+    generators = [torch.Generator().manual_seed(seed)]
+    standard = T.standard_transform(generators, jitter)
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        x = T.roll(param(), T.draw_shifts(generators, jitter))
+        standard.draw()
+        loss = -extractor(standard(x))[node][:, index].float().sum()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return param().clamp(0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +293,8 @@ class CaseResult:
     dreamer_peak_bytes: int | None
     reference_frames: int
     dreamer_path: dict[str, Any] = field(default_factory=dict)
+    #: what the case maximised: a layer, or "class NAME"
+    target: str = ""
 
     @property
     def speedup(self) -> float:
@@ -296,47 +355,14 @@ def _device_name(device: torch.device) -> str:
 
 
 def _inputs(case: BenchCase, device: torch.device, seed: int) -> torch.Tensor:
-    # smooth seeded images (like photographs, unlike white noise), one per frame
     g = torch.Generator().manual_seed(seed)
     h, w = case.size_hw
+    if case.kind == "render":  # renders start from faint noise, as `dreamer run noise:...` does
+        noise = torch.rand(case.batch, 3, h, w, generator=g)
+        return (0.5 + noise_amplitude("fft") * (2 * noise - 1)).clamp(0, 1).to(device)
+    # smooth seeded images (like photographs, unlike white noise), one per frame
     coarse = torch.rand(case.batch, 3, max(2, h // 32), max(2, w // 32), generator=g)
     return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1).to(device)
-
-
-def describe_path(fn) -> dict[str, Any]:
-    """What a gradient function does (precision, folding, graphs, tiles), for the report."""
-    from .backend.fast import FastGradient, GraphedGradient
-    from .backend.gradients import EagerGradient
-    from .backend.tiling import TiledGradient
-
-    out: dict[str, Any] = {}
-    seen = 0
-    while fn is not None and seen < 6:
-        seen += 1
-        if isinstance(fn, TiledGradient):
-            out["tiles_last_call"] = fn.last_tiles
-            out["halo"] = fn.layout.halo
-            fn = fn.whole
-        elif isinstance(fn, GraphedGradient):
-            out["cuda_graphs"] = fn.graphs
-            if fn.failure is not None:
-                out["cuda_graphs_off"] = f"{type(fn.failure).__name__}: {fn.failure}"[:300]
-            fn = fn.inner
-        elif isinstance(fn, FastGradient):
-            out.update(
-                path="fast",
-                precision=fn.forward.precision,
-                folded_batchnorms=fn.forward.folded,
-                channels_last=fn.forward.channels_last,
-            )
-            fn = None
-        elif isinstance(fn, EagerGradient):
-            out.update(path="eager", precision="fp32")
-            fn = None
-        else:
-            out["path"] = type(fn).__name__
-            fn = None
-    return out
 
 
 def run_bench(
@@ -352,35 +378,47 @@ def run_bench(
     measure_memory: bool = True,
     on_progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
-    """Time the classic reference and dreamer's engine on each case, on `network`'s device.
+    """Time each case's reference and dreamer's loop side by side on `network`'s device.
 
-    `on_progress` receives short notes ("frame512: reference 2/3") as the runs go.
+    `layer` is what the dream cases maximise (render cases grow their class). `on_progress`
+    receives short notes ("frame512: run 2/3") as the runs go.
     """
-    from .config import DreamConfig
-    from .loops.deepdream import dream, plan_octaves
-    from .backend.gradients import make_gradient_fn
-    from .objectives import build_objective
-
     device = network.device
     info = network.resolve(layer)
     node = info.node
     note = on_progress or (lambda _text: None)
+    prepared = PreparedNetwork(network)
     results = []
     for case in cases:
         images = _inputs(case, device, seed)
-        config = DreamConfig(
-            layers=(layer,), octaves=case.octaves, steps=case.steps, step_size=1.5, jitter=32,
-            precision=precision, tile=tile, seed=seed,
-        )
-        plan = plan_octaves(case.size_hw, case.octaves, config.octave_scale, network.min_size)
+        if case.kind == "render":
+            index = resolve_class(case.class_name, network.categories)
+            logits = network.resolve("logits").node
+            target = f"class {case.class_name}"
+            config = DreamConfig(
+                layers=(), classes=(case.class_name,), param="fft", transforms="standard", steps=case.steps,
+                jitter=RENDER_JITTER, learning_rate=RENDER_LEARNING_RATE, precision=precision, tile=tile, seed=seed,
+            )
+
+            def reference() -> None:
+                plain_render(network, logits, index, images[:1], steps=case.steps, seed=seed)
+
+        else:
+            target = info.name
+            config = DreamConfig(
+                layers=(layer,), octaves=case.octaves, steps=case.steps, step_size=1.5, jitter=32,
+                precision=precision, tile=tile, seed=seed,
+            )
+            plan = plan_octaves(case.size_hw, case.octaves, config.octave_scale, network.min_size)
+
+            def reference() -> None:
+                classic_dream(network, node, images[:1], plan.sizes, steps=case.steps, seed=seed)
+
         # the reference runs at batch 1: one image, timed, then scaled to the batch
         ref_frames = 1
 
-        def reference() -> None:
-            classic_dream(network, node, images[:1], plan.sizes, steps=case.steps, seed=seed)
-
         def ours() -> None:
-            dream(images, network, config)
+            run_config(images, prepared, config)
 
         for i in range(warmup):
             note(f"{case.name}: warm-up {i + 1}/{warmup}")
@@ -396,14 +434,10 @@ def run_bench(
             note(f"{case.name}: memory")
             ref_peak = _peak_memory(reference, device)
             our_peak = _peak_memory(ours, device)
-        objective = build_objective(network, config.layers)
-        path = describe_path(
-            make_gradient_fn(network, objective, precision=precision, tile=tile)
-        )
         results.append(
             CaseResult(
                 case, statistics.median(ref_runs), statistics.median(our_runs), ref_runs, our_runs,
-                ref_peak, our_peak, ref_frames, path,
+                ref_peak, our_peak, ref_frames, dict(prepared.last), target,
             )
         )
         del images
@@ -457,7 +491,8 @@ def format_table(result: BenchResult) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = [
         f"dreamer bench: {result.device} ({result.device_name}), torch {result.torch_version}, "
-        f"{result.threads} threads, layer {result.layer}, weights {result.weights}, precision {result.precision}",
+        f"{result.threads} threads, layer {result.layer} (dream cases), weights {result.weights}, "
+        f"precision {result.precision}",
         f"median of {result.repeats} run(s) after {result.warmup} warm-up; ms per whole case (all octaves and steps)",
         "",
         "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)),
@@ -466,6 +501,12 @@ def format_table(result: BenchResult) -> str:
         lines.append("  ".join(v.ljust(widths[0]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(row)))
     for n in dict.fromkeys(notes):
         lines.append(n)
+    kinds = {r.case.kind for r in result.cases}
+    if "dream" in kinds:
+        lines.append("reference (dream cases): the classic 2015 loop, eager fp32, BatchNorm as built")
+    if "render" in kinds:
+        lines.append("reference (render cases): the same render loop in plain eager fp32, one autograd graph, "
+                     "BatchNorm as built")
     if result.memory_measure:
         lines.append(f"memory: {result.memory_measure}")
     for r in result.cases:

@@ -183,13 +183,20 @@ class DreamConfig:
     10 steps per octave, step 1.5 (in 0-255 pixel units: the mean absolute change of a
     step), jitter 32 px.
 
-    - ``param``: ``pixel`` is classic gradient ascent on pixels with octaves; ``fft`` grows
-      the image in a decorrelated-colour Fourier parameterisation with Adam (feature
-      visualisation, best from noise).
+    - ``param`` picks the loop: ``pixel`` is the classic gradient ascent on pixels with octaves
+      (`dreamer.loops.deepdream`); ``fft`` grows the image in a decorrelated-colour Fourier
+      parameterisation with Adam (`dreamer.loops.render`: feature visualisation, best from noise).
     - ``transforms``: random changes the image must survive each step: ``none`` (just the
-      classic roll of ``jitter`` pixels), ``standard`` (roll, random scale and rotation).
+      roll of ``jitter`` pixels), ``standard`` (roll, then a random scale in 0.9-1.1 and
+      rotation in ±10 degrees, then a roll of up to ``jitter // 4``; the same table in both loops,
+      `dreamer.transforms.STANDARD_SCALES`/`STANDARD_ANGLES`).
     - ``tv_weight``: total-variation penalty; ``blur``: Gaussian sigma (px) applied to the
       gradient, both suppress high-frequency noise.
+    - ``precision`` and ``tile`` decide how gradients are computed (`dreamer.backend`), in both
+      loops: ``tile`` splits big images for objectives that are means over positions (layers).
+
+    Fields only one loop reads: ``octaves``, ``octave_scale`` and ``step_size`` (pixel);
+    ``learning_rate`` and ``decorrelate`` (fft). Everything else is used by both.
     """
 
     model: str = "googlenet"
@@ -211,8 +218,21 @@ class DreamConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        layers = tuple(parse_layer_target(t) if isinstance(t, str) else t for t in self.layers)
-        classes = tuple(parse_class_target(t) if isinstance(t, str) else t for t in self.classes)
+        layers = self.layers
+        classes = self.classes
+        # one term given alone (a str or a target) is one term, not a sequence of letters
+        if isinstance(layers, (str, LayerTarget)):
+            layers = (layers,)
+        if isinstance(classes, (str, int, ClassTarget)) and not isinstance(classes, bool):
+            classes = (classes,)
+        if not isinstance(layers, (tuple, list)):
+            raise ConfigError("layers", layers, "a layer spec or a list of them, e.g. ['mixed4c', 'mixed5a=0.5']")
+        if not isinstance(classes, (tuple, list)):
+            raise ConfigError("classes", classes, "a class or a list of them, e.g. ['banana', '954=0.5']")
+        layers = tuple(parse_layer_target(t) if isinstance(t, str) else t for t in layers)
+        classes = tuple(
+            parse_class_target(str(t)) if isinstance(t, (str, int)) and not isinstance(t, bool) else t for t in classes
+        )
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "classes", classes)
         if not layers and not classes:
@@ -245,8 +265,23 @@ class DreamConfig:
             raise ConfigError("seed", self.seed, f"an integer from 0 to {_MAX_SEED}")
 
     def replace(self, **changes: Any) -> DreamConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again), exactly as given."""
         return dataclasses.replace(self, **changes)
+
+    def override(self, **changes: Any) -> DreamConfig:
+        """A copy with the settings a user gave on top of this one (a default or a preset).
+
+        Like `replace`, except for the objective: naming only ``layers`` drops the classes and
+        naming only ``classes`` drops the layers, so ``override(classes=["banana"])`` grows a
+        banana, not a banana on top of the default layer. The CLI's flags, presets and the
+        Python API all resolve this way.
+        """
+        changes = dict(changes)
+        if "classes" in changes and "layers" not in changes:
+            changes["layers"] = ()
+        if "layers" in changes and "classes" not in changes:
+            changes["classes"] = ()
+        return self.replace(**changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (layers and classes as their text specs), e.g. for metadata or TOML."""

@@ -6,9 +6,9 @@ import re
 
 import torch
 
-from .errors import DeviceError, DeviceUnavailableError
+from .errors import ConfigError, DeviceError, DeviceUnavailableError
 
-__all__ = ["resolve_device", "DEVICE_CHOICES"]
+__all__ = ["resolve_device", "set_threads", "DEVICE_CHOICES"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
@@ -50,3 +50,17 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def set_threads(threads: int | None) -> int:
+    """Let torch use `threads` CPU threads for its work; returns the number in use.
+
+    None changes nothing: torch's default, which follows ``OMP_NUM_THREADS`` when it is set and
+    is the number of cores otherwise. On a machine busy with other work, fewer threads than
+    cores can be much faster (threads wait for each other when one is descheduled).
+    """
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError("threads", threads, "an integer >= 1")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -17,11 +17,20 @@ __all__ = [
     "roll",
     "resize",
     "affine",
+    "STANDARD_SCALES",
+    "STANDARD_ANGLES",
     "RandomScaleRotate",
-    "random_scale_rotate",
+    "standard_transform",
     "feedback",
     "gaussian_blur",
 ]
+
+#: Random scales (>1 enlarges) of the ``standard`` transforms, one drawn per image and step:
+#: 0.9 ... 1.1 in steps of 0.025. Both loops use this table (the range of the feature
+#: visualisation literature; small enough that a dream on a photo stays sharp).
+STANDARD_SCALES = tuple(1.0 + i / 40.0 for i in range(-4, 5))
+#: Random rotations (degrees) of the ``standard`` transforms, one drawn per image and step.
+STANDARD_ANGLES = tuple(float(a) for a in range(-10, 11))
 
 
 def draw_shifts(generators: Sequence[torch.Generator], jitter: int) -> list[tuple[int, int]]:
@@ -77,30 +86,35 @@ def affine(
 
 
 class RandomScaleRotate:
-    """A random scale and rotation per image, chosen from `scales`/`angles` with each image's own
-    generator (so an image in a batch is transformed as it would be alone).
+    """A random scale and rotation per image (from `scales`/`angles`), then a random cyclic shift
+    of up to `fine_jitter` pixels, each drawn with the image's own generator (so an image in a
+    batch is transformed as it would be alone).
 
     `draw()` picks new values (once per step); calling it applies the current ones, so a step
-    that is computed again (an out-of-memory retry) sees the same transform.
+    that is computed again (an out-of-memory retry) sees the same transform. Differentiable.
     """
 
     def __init__(
         self,
         generators: Sequence[torch.Generator],
         *,
-        scales: Sequence[float] = (0.95, 0.975, 1.0, 1.025, 1.05),
-        angles: Sequence[float] = tuple(range(-5, 6)),
+        scales: Sequence[float] = STANDARD_SCALES,
+        angles: Sequence[float] = STANDARD_ANGLES,
+        fine_jitter: int = 0,
     ) -> None:
         self.generators = list(generators)
         self.scales = tuple(scales)
         self.angles = tuple(angles)
+        self.fine_jitter = fine_jitter
         self.picks: list[tuple[float, float]] | None = None
+        self.shifts: list[tuple[int, int]] = [(0, 0)] * len(self.generators)
 
     def draw(self) -> None:
         def pick(choices: tuple[float, ...], g: torch.Generator) -> float:
             return choices[int(torch.randint(len(choices), (1,), generator=g))]
 
         self.picks = [(pick(self.scales, g), pick(self.angles, g)) for g in self.generators]
+        self.shifts = draw_shifts(self.generators, self.fine_jitter)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.generators) != x.shape[0]:
@@ -108,20 +122,21 @@ class RandomScaleRotate:
         if self.picks is None:
             self.draw()
         picks = self.picks
-        if all(s == 1.0 and a == 0 for s, a in picks):
-            return x
-        return affine(
-            x,
-            scale=torch.tensor([s for s, _ in picks], dtype=torch.float32),
-            angle_deg=torch.tensor([a for _, a in picks], dtype=torch.float32),
-        )
+        if not all(s == 1.0 and a == 0 for s, a in picks):
+            x = affine(
+                x,
+                scale=torch.tensor([s for s, _ in picks], dtype=torch.float32),
+                angle_deg=torch.tensor([a for _, a in picks], dtype=torch.float32),
+            )
+        return roll(x, self.shifts)
 
 
-def random_scale_rotate(x: torch.Tensor, generators: Sequence[torch.Generator], **choices) -> torch.Tensor:
-    """`x` under a freshly drawn `RandomScaleRotate` (one draw per call)."""
-    transform = RandomScaleRotate(generators, **choices)
-    transform.draw()
-    return transform(x)
+def standard_transform(generators: Sequence[torch.Generator], jitter: int) -> RandomScaleRotate:
+    """The ``standard`` transforms of both loops, applied after the loop's own jitter roll: a
+    scale from `STANDARD_SCALES`, a rotation from `STANDARD_ANGLES` (about the centre, edges
+    reflected), then a second shift of up to a quarter of `jitter`, so the rescaled pixel grid
+    does not line up with the network's strides."""
+    return RandomScaleRotate(generators, fine_jitter=jitter // 4)
 
 
 def feedback(

@@ -21,7 +21,8 @@ def _pil(width: int = 80, height: int = 64, seed: int = 0) -> Image.Image:
 
 
 def test_public_names():
-    for name in ("dream", "load_model", "Network", "DreamConfig", "layer_l2", "channel", "class_logit", "plan_octaves"):
+    for name in ("dream", "noise", "prepare", "PreparedNetwork", "set_threads", "load_model", "Network", "DreamConfig",
+                 "layer_l2", "channel", "class_logit", "plan_octaves"):
         assert getattr(dreamer, name) is not None
     assert dreamer.DreamConfig().octaves == 4
     with pytest.raises(AttributeError):
@@ -72,6 +73,53 @@ def test_api_and_engine_agree(network, image):
     # keyword overrides apply on top of a config
     other = dreamer.dream(image, network=network, config=config, seed=6)
     assert not torch.equal(other, via_api)
+
+
+def test_classes_alone_drop_the_default_layer(network, image):
+    # the API resolves like the command line and presets: naming only classes grows the class,
+    # not the class on top of the default mixed4c term
+    from dreamer.loops import run_config
+
+    fields = {"octaves": 1, "steps": 1, "jitter": 0}
+    via_api = dreamer.dream(image, network=network, classes=["banana"], **fields)
+    want = run_config(image, network, dreamer.DreamConfig(layers=(), classes=("banana",), **fields))
+    assert torch.equal(via_api, want)
+    both = run_config(image, network, dreamer.DreamConfig(layers=("mixed4c",), classes=("banana",), **fields))
+    assert not torch.equal(via_api, both)
+    # a single layer given as text is that layer
+    one = dreamer.dream(image, network=network, layers="mixed3a", **fields)
+    assert torch.equal(one, dreamer.dream(image, network=network, layers=["mixed3a"], **fields))
+
+
+def test_a_prepared_network_is_reused_and_gives_the_same_dream(network, image):
+    prepared = dreamer.prepare(network)
+    out = dreamer.dream(image, network=prepared, **FAST)
+    assert torch.equal(out, dreamer.dream(image, network=network, **FAST))
+    forwards = dict(prepared._forwards)
+    dreamer.dream(image, network=prepared, **FAST)
+    assert prepared._forwards == forwards  # nothing prepared again
+    # a render through the API: param fft picks the render loop
+    grown = dreamer.dream(dreamer.noise(48, 48, param="fft"), network=prepared, layers=["mixed3a"], param="fft", steps=2)
+    assert grown.shape == (3, 48, 48) and prepared.last["path"] == "fast"
+
+
+def test_noise_follows_the_start_noise_policy():
+    faint, strong = dreamer.noise(40, 30, param="fft"), dreamer.noise(40, 30, param="pixel")
+    assert faint.shape == strong.shape == (3, 30, 40)
+    assert float((faint - 0.5).abs().max()) <= 0.01 + 1e-6 < float((strong - 0.5).abs().max()) <= 0.1 + 1e-6
+    assert torch.equal(dreamer.noise(40, 30, seed=3), dreamer.noise(40, 30, seed=3))
+
+
+def test_threads(network, image):
+    before = torch.get_num_threads()
+    try:
+        dreamer.dream(image, network=network, threads=1, **FAST)
+        assert torch.get_num_threads() == 1
+        assert dreamer.set_threads(None) == 1  # None changes nothing
+        with pytest.raises(dreamer.errors.ConfigError):
+            dreamer.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_dream_loads_a_registry_model_by_name(image):

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from dreamer import bench
 from dreamer.cli import main
 from dreamer.config import DreamConfig
+from dreamer.io.images import make_noise
 from dreamer.loops.deepdream import dream, plan_octaves
+from dreamer.loops.render import render
 
 
 def test_bench_runs_tiny_and_writes_json(tmp_path):
@@ -60,10 +62,35 @@ def test_bench_help_lists_the_cases():
         assert name in result.output
 
 
+def test_bench_runs_the_render_case(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--tiny", "--device", "cpu", "--cases", "render384", "--json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "class render 384x384" in result.output and "reference (render cases)" in result.output
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["case"]["kind"] == "render" and case["target"] == "class banana"
+    assert case["dreamer_path"]["path"] == "fast" and case["dreamer_path"]["folded_batchnorms"] > 0
+    assert case["reference_ms"] > 0 and case["dreamer_ms"] > 0
+
+
+def test_render_reference_is_the_render_loop_in_fp32(network):
+    # like with like: with fp32 the render loop (through the backend) and the plain reference
+    # (one autograd graph through the network as built) grow the same picture
+    start = make_noise((48, 48), seed=0, amplitude=0.01)
+    config = DreamConfig(layers=(), classes=("banana",), param="fft", transforms="standard", steps=3,
+                         jitter=bench.RENDER_JITTER, learning_rate=bench.RENDER_LEARNING_RATE, precision="fp32", seed=2)
+    ours = render(start, network, config)
+    ref = bench.plain_render(network, "fc", 954, start, steps=3, seed=2)
+    assert float((ref - start).abs().mean()) > 1e-3  # it rendered
+    assert float((ref - ours).abs().max()) < 1e-4
+
+
 def test_case_selection_and_sizes():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert [c.name for c in bench.select_cases(None, cpu)] == list(bench.CPU_CASES)
-    assert [c.name for c in bench.select_cases(None, gpu)] == ["frame512", "still1080", "batch16", "still4k"]
+    assert [c.name for c in bench.select_cases(None, cpu)] == ["frame512", "render384"]
+    assert [c.name for c in bench.select_cases(None, gpu)] == ["frame512", "still1080", "batch16", "still4k", "render384"]
+    render_case = bench.CASES["render384"]
+    assert (render_case.kind, render_case.size_hw, render_case.steps) == ("render", (384, 384), 64)
     big = bench.CASES["still4k"]
     assert (big.size_hw, big.octaves, big.steps) == ((2160, 3840), 4, 10)
     assert bench.scale_case(big, 0.25).size_hw == (540, 960)

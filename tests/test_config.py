@@ -166,3 +166,28 @@ def test_bad_flag_values_are_config_errors():
         config_from_flags(_flags(octave_scale=1.0))
     with pytest.raises(ConfigError):
         config_from_flags(_flags(layers=("mixed4c:x",)))
+
+
+def test_one_layer_or_class_given_as_text_is_one_term():
+    # a str is one layer spec, not a sequence of one-letter layers
+    assert DreamConfig(layers="mixed4c").layers == (LayerTarget("mixed4c"),)
+    assert DreamConfig(layers="mixed4c:3=0.5").layers == (LayerTarget("mixed4c", (3,), 0.5),)
+    assert DreamConfig(layers=(), classes="banana").classes == (ClassTarget("banana"),)
+    assert DreamConfig(layers=(), classes=954).classes == (ClassTarget("954"),)
+    with pytest.raises(ConfigError) as info:
+        DreamConfig(layers=42)
+    assert info.value.field == "layers"
+
+
+def test_override_names_the_whole_objective():
+    base = DreamConfig()
+    banana = base.override(classes=["banana"])
+    assert banana.layers == () and banana.classes == (ClassTarget("banana"),)
+    layered = banana.override(layers=["mixed3a"])
+    assert layered.classes == () and [str(t) for t in layered.layers] == ["mixed3a"]
+    both = base.override(layers=["mixed3a"], classes=["banana"])
+    assert len(both.layers) == 1 and len(both.classes) == 1
+    assert base.override(octaves=2) == base.replace(octaves=2)  # other fields: as given
+    assert base.override() is base
+    # replace stays literal
+    assert base.replace(classes=("banana",)).layers == (LayerTarget("mixed4c"),)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dreamer.backend import PreparedNetwork
 from dreamer.config import DreamConfig, LayerTarget
-from dreamer.loops.deepdream import Progress, dream, plan_octaves
 from dreamer.errors import ImageError
+from dreamer.loops.deepdream import Progress, dream, octave_warning, plan_octaves
 from dreamer.objectives import build_objective, channel, layer_l2
 
 # small and fast: a shallow layer, one octave, a few steps, modest jitter
@@ -159,11 +160,21 @@ def test_plan_octaves_sizes_smallest_first():
 
 def test_plan_octaves_drops_octaves_that_are_too_small():
     plan = plan_octaves((64, 80), 4, 1.4, 32)
-    assert plan.sizes[-1] == (64, 80)
-    assert all(min(s) >= 32 for s in plan.sizes)
-    assert len(plan.sizes) == 3 and plan.dropped == 1
-    # the next octave down would have been below the minimum
-    assert round(64 / 1.4**3) < 32
+    assert plan.sizes == ((33, 41), (46, 57), (64, 80))
+    assert plan.dropped == 1
+    # asking for the octaves that fit gives the same pyramid, with nothing dropped
+    assert plan_octaves((64, 80), 3, 1.4, 32) == type(plan)(plan.sizes, 3)
+
+
+def test_octave_warning_is_written_once_for_every_caller():
+    config = DreamConfig(octaves=4, octave_scale=1.4)
+    text = octave_warning("photo.png", (64, 80), config, 32)
+    assert text == "photo.png (80x64) is too small for 4 octaves of scale 1.4; using 3"
+    assert octave_warning("photo.png", (64, 80), config.replace(octaves=3), 32) is None
+    # a render has no octaves to drop
+    assert octave_warning("photo.png", (64, 80), config.replace(param="fft"), 32) is None
+    with pytest.raises(ImageError):
+        octave_warning("photo.png", (20, 80), config, 32)
 
 
 def test_plan_octaves_exactly_min_size_is_one_octave():
@@ -192,6 +203,19 @@ def test_dream_runs_only_the_planned_octaves(network, image):
 # --- the step and the octave loop, with a known gradient ----------------------------------
 
 
+class StubBackend(PreparedNetwork):
+    """A prepared network whose gradient is a given function of the images (nothing runs)."""
+
+    def __init__(self, network, fn) -> None:
+        super().__init__(network)
+        self.fn = fn
+        self.seen: list[torch.Tensor] = []
+
+    def gradient(self, images, objective, *, precision="auto", tile=None):
+        self.seen.append(images.detach().clone())
+        return self.fn(images)
+
+
 def _constant_gradient(value: float):
     def fn(x: torch.Tensor):
         return torch.full_like(x, value), torch.zeros(x.shape[0])
@@ -203,7 +227,7 @@ def test_step_is_normalised_by_mean_absolute_gradient(network):
     base = torch.full((1, 3, 64, 64), 0.3)
     config = DreamConfig(octaves=1, steps=4, step_size=2.0, jitter=0)
     for magnitude in (1e-6, 7.0):
-        out = dream(base, network, config, gradient_fn=_constant_gradient(magnitude))
+        out = dream(base, StubBackend(network, _constant_gradient(magnitude)), config)
         # each step moves by step_size in 0-255 units, whatever the gradient's magnitude
         torch.testing.assert_close(out, base + 4 * 2.0 / 255, atol=1e-6, rtol=0)
 
@@ -211,7 +235,7 @@ def test_step_is_normalised_by_mean_absolute_gradient(network):
 def test_detail_is_reinjected_from_octave_to_octave(network):
     base = 0.2 + 0.4 * _batch(3)  # values in [0.2, 0.6]: no clamping below
     config = DreamConfig(octaves=3, octave_scale=1.4, steps=2, step_size=3.0, jitter=0)
-    out = dream(base, network, config, gradient_fn=_constant_gradient(1.0))
+    out = dream(base, StubBackend(network, _constant_gradient(1.0)), config)
     # what the small octaves added is carried up: 3 octaves x 2 steps, not just the last 2
     torch.testing.assert_close(out, base + 6 * 3.0 / 255, atol=1e-5, rtol=0)
 
@@ -229,8 +253,8 @@ def test_jitter_is_rolled_back(network, image):
         return x - 0.5, torch.zeros(x.shape[0])
 
     config = DreamConfig(octaves=1, steps=3, step_size=10.0)
-    still = dream(image, network, config.replace(jitter=0), gradient_fn=follow)
-    jittered = dream(image, network, config.replace(jitter=16), gradient_fn=follow)
+    still = dream(image, StubBackend(network, follow), config.replace(jitter=0))
+    jittered = dream(image, StubBackend(network, follow), config.replace(jitter=16))
     torch.testing.assert_close(jittered, still, atol=1e-6, rtol=0)
 
 
@@ -243,8 +267,8 @@ def test_jitter_changes_where_a_fixed_gradient_lands(network):
 
     base = torch.full((1, 3, 64, 64), 0.5)
     config = DreamConfig(octaves=1, steps=1, step_size=10.0)
-    still = dream(base, network, config.replace(jitter=0), gradient_fn=fixed)
-    jittered = dream(base, network, config.replace(jitter=16, seed=5), gradient_fn=fixed)
+    still = dream(base, StubBackend(network, fixed), config.replace(jitter=0))
+    jittered = dream(base, StubBackend(network, fixed), config.replace(jitter=16, seed=5))
     assert (still - jittered).abs().max().item() > 1e-3
 
 

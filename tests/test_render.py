@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dreamer import transforms as T
+from dreamer.backend import PreparedNetwork
 from dreamer.config import DreamConfig
-from dreamer.loops.deepdream import dream
 from dreamer.errors import ImageError
 from dreamer.io.images import make_noise
+from dreamer.loops import run_config
+from dreamer.loops.common import total_variation
+from dreamer.loops.deepdream import dream
 from dreamer.loops.parameterization import EPS, FourierImage, PixelImage, make_parameterization
-from dreamer.loops.render import RENDER_ANGLES, RENDER_SCALES, make_render_transform, render
+from dreamer.loops.render import render
 
 BANANA = 954
 
@@ -104,24 +108,62 @@ def test_standard_transform_is_seeded_per_image(image):
     batch = torch.cat([image, image.flip(-1)])
 
     def run(seeds):
-        gens = [torch.Generator().manual_seed(s) for s in seeds]
-        t = make_render_transform("standard", 8, gens)
-        return torch.stack([t(batch) for _ in range(3)])
+        t = T.standard_transform([torch.Generator().manual_seed(s) for s in seeds], 8)
+        out = []
+        for _ in range(3):
+            t.draw()
+            out.append(t(batch))
+        return torch.stack(out)
 
     a, b = run([1, 2]), run([1, 2])
     assert torch.equal(a, b)
     # the second image's transforms depend only on its own seed
     c = run([7, 2])
     assert torch.equal(a[:, 1], c[:, 1]) and not torch.equal(a[:, 0], c[:, 0])
-    assert min(RENDER_SCALES) < 1 < max(RENDER_SCALES) and min(RENDER_ANGLES) < 0 < max(RENDER_ANGLES)
 
 
-def test_none_transform_only_shifts(image):
-    t = make_render_transform("none", 5, [torch.Generator().manual_seed(0)])
-    out = t(image)
-    assert out.shape == image.shape
-    # a cyclic shift keeps every pixel value
-    assert torch.allclose(out.flatten().sort().values, image.flatten().sort().values)
+class _Recorder(PreparedNetwork):
+    """A prepared network that records what the loop asked and answers with a zero gradient."""
+
+    def __init__(self, network) -> None:
+        super().__init__(network)
+        self.calls = []
+
+    def gradient(self, images, objective, *, precision="auto", tile=None):
+        self.calls.append((precision, tile))
+        return torch.zeros_like(images), torch.zeros(images.shape[0])
+
+
+def test_standard_transforms_are_the_same_in_both_loops(network, image, monkeypatch):
+    # one table, one order of random draws: with the same seed and jitter the classic loop and
+    # a render rotate and scale each step alike (they once used ±5°/0.95-1.05 and ±10°/0.9-1.1)
+    seen = []
+    real = T.affine
+
+    def spy(x, *, scale=1.0, angle_deg=0.0, **kwargs):
+        seen.append((torch.as_tensor(scale).tolist(), torch.as_tensor(angle_deg).tolist()))
+        return real(x, scale=scale, angle_deg=angle_deg, **kwargs)
+
+    monkeypatch.setattr(T, "affine", spy)
+    steps = 30
+    config = DreamConfig(layers=("mixed3a",), octaves=1, steps=steps, jitter=8, transforms="standard", seed=9)
+    dream(image, _Recorder(network), config)
+    classic, seen[:] = list(seen), []
+    render(image, _Recorder(network), config.replace(param="fft"))
+    assert classic == seen and len(classic) >= steps - 2  # (a draw of scale 1 and angle 0 skips the resampling)
+    angles = [a[0] for _, a in classic]
+    scales = [s[0] for s, _ in classic]
+    as_f32 = lambda table: {torch.tensor(v, dtype=torch.float32).item() for v in table}  # noqa: E731
+    assert set(angles) <= as_f32(T.STANDARD_ANGLES) and set(scales) <= as_f32(T.STANDARD_SCALES)
+    assert max(abs(a) for a in angles) > 5 and (min(scales) < 0.95 or max(scales) > 1.05)
+
+
+def test_roll_keeps_every_pixel_and_rolls_back(image):
+    shifts = T.draw_shifts([torch.Generator().manual_seed(0)], 5)
+    out = T.roll(image, shifts)
+    assert out.shape == image.shape and not torch.equal(out, image)
+    assert torch.equal(out.flatten().sort().values, image.flatten().sort().values)
+    assert torch.equal(T.roll(out, shifts, inverse=True), image)
 
 
 # --- render --------------------------------------------------------------------------------
@@ -214,15 +256,49 @@ def test_render_reports_progress(network):
     assert all(p.objective.shape == (1,) for p in seen)
 
 
-def test_engine_dispatches_fft_to_render(network):
+def test_run_config_picks_the_loop_and_the_loops_stay_apart(network):
     start = make_noise((48, 48), seed=0)
     config = cheap_config(steps=1)
-    assert torch.equal(dream(start, network, config), render(start, network, config))
+    assert torch.equal(run_config(start, network, config), render(start, network, config))
+    pixel = DreamConfig(layers=("mixed3a",), octaves=1, steps=1)
+    assert torch.equal(run_config(start, network, pixel), dream(start, network, pixel))
+    with pytest.raises(ValueError, match="run_config"):
+        dream(start, network, config)  # the classic loop never turns into a render itself
+
+
+def test_render_asks_the_backend_with_the_config_settings(network):
+    recorder = _Recorder(network)
+    render(make_noise((48, 48), seed=0), recorder, cheap_config(steps=3, precision="bf16", tile=64))
+    assert recorder.calls == [("bf16", 64)] * 3
+
+
+def test_render_takes_the_fast_path_and_records_what_it_used(network):
+    # on a CPU `auto` is fp32 through the folded, channels_last copy; an explicit bf16 really
+    # runs bf16, and the metadata says what was used in both cases
+    import json
+
+    from dreamer.io.metadata import build_metadata
+
+    start = make_noise((48, 48), seed=0)
+    for precision, used in (("auto", "fp32"), ("bf16", "bf16")):
+        prepared = PreparedNetwork(network)
+        config = cheap_config(steps=1, precision=precision)
+        render(start, prepared, config)
+        assert prepared.last["path"] == "fast" and prepared.last["precision"] == used
+        meta = build_metadata(config, model="googlenet", weights="random:0", device="cpu", source="noise:48x48")
+        assert json.loads(meta["dreamer"])["precision_used"] == used
+
+
+def test_fast_render_agrees_with_the_exact_one(network):
+    start = make_noise((48, 48), seed=0)
+    config = fft_config(steps=3)
+    exact = render(start, network, config.replace(precision="fp32"))
+    fast = render(start, network, config)
+    assert float((fast - exact).abs().max()) < 1e-3
+    assert float((exact - start).abs().mean()) > 1e-3
 
 
 def test_tv_weight_smooths(network):
-    from dreamer.backend.gradients import total_variation
-
     start = make_noise((48, 48), seed=0)
     config = cheap_config(steps=2, learning_rate=0.2)
     plain = render(start, network, config)

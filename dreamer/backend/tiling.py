@@ -4,39 +4,40 @@ The image is cut into tiles whose *cores* partition it; each tile is run through
 with a *halo* (overlap) of half the layer's receptive field plus one stride on every side, so
 each activation a tile owns sees exactly the pixels it would see in the whole image. Tile
 origins sit on multiples of the layer's stride, so every tile's activation grid lines up with
-the whole image's. Each tile contributes its owned activations' share of the objective
-(weighted by owned positions / all positions, per layer), and the input gradients of all
-tiles are summed (halos overlap). The result is the whole image's gradient and objective,
-equal to the untiled ones up to float summation order. The engine then normalises the step by
-the mean |gradient| of the whole image, exactly as without tiles.
+the whole image's. Each term of the objective is evaluated on the activations a tile owns,
+weighted by owned positions / all positions of its node, and the input gradients of all tiles
+are summed (halos overlap). The result is the whole image's gradient and objective, equal to
+the untiled ones up to float summation order.
 
-This holds for objectives whose spatial terms average over positions (`layer_l2`, `channel`
-and sums of them: every spatial objective dreamer builds). Layers without a known stride and
-receptive field (class logits, custom networks) are never tiled.
+That holds only for objectives that are means over positions (`Objective.tileable`: layer_l2,
+channel and weighted sums of them). Anything else - a maximum, the square of a mean, a class
+logit, a custom function - has no layout here and is never tiled. Layers without a known stride
+and receptive field (custom networks) are not tiled either.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from ..errors import DreamerError
-from .fast import Forward, is_oom
 from ..objectives import Objective
+from .forward import Forward
 
 __all__ = [
     "Tile",
     "TileLayout",
     "plan_tiles",
     "layout_for",
+    "untileable_reason",
     "memory_budget",
     "estimate_bytes",
     "probe_bytes_per_pixel",
-    "TiledGradient",
+    "choose_core",
+    "smaller_core",
+    "Tiler",
     "DEFAULT_BUDGET",
 ]
 
@@ -67,25 +68,35 @@ class TileLayout:
     halo: int
     receptive_field: int
 
+    @property
+    def min_core(self) -> int:
+        return 2 * self.stride
 
-def layout_for(network, objective: Objective) -> TileLayout | None:
-    """The tiling layout of `objective` on `network`, or None if it cannot be tiled exactly
-    (a node without a known stride and receptive field: logits, custom networks)."""
+
+def untileable_reason(network, objective: Objective) -> str | None:
+    """Why `objective` cannot be tiled on `network` (None if it can)."""
+    if not objective.tileable:
+        return f"{objective.name} is not a mean over positions"
     layers = {info.node: info for info in network.layers()}
-    strides: dict[str, int] = {}
-    fields = []
     for node in objective.nodes:
         info = layers.get(node)
         if info is None or info.stride is None or info.receptive_field is None:
-            return None
-        strides[node] = info.stride
-        fields.append(info.receptive_field)
-    if not strides:
+            return f"the stride and receptive field of {node} are not known"
+    strides = [layers[n].stride for n in objective.nodes]
+    if any(max(strides) % s for s in strides):
+        return "its layers' strides do not divide each other"
+    return None
+
+
+def layout_for(network, objective: Objective) -> TileLayout | None:
+    """The tiling layout of `objective` on `network`, or None if it cannot be tiled exactly
+    (see `untileable_reason`)."""
+    if untileable_reason(network, objective) is not None:
         return None
+    layers = {info.node: info for info in network.layers()}
+    strides = {node: layers[node].stride for node in objective.nodes}
     stride = max(strides.values())
-    if any(stride % s for s in strides.values()):
-        return None
-    rf = max(fields)
+    rf = max(layers[node].receptive_field for node in objective.nodes)
     halo = math.ceil((rf / 2 + stride) / stride) * stride
     return TileLayout(strides, stride, halo, rf)
 
@@ -147,7 +158,7 @@ def _meminfo() -> dict[str, int]:
 @torch.no_grad()
 def probe_bytes_per_pixel(forward: Forward, size: int = 96) -> float:
     """Bytes of distinct activation storage per input pixel (one image) of `forward`, from a
-    no-grad forward on a `size`x`size` probe. Cached on `forward`."""
+    no-grad forward on a `size`x`size` probe. Kept on `forward` after the first call."""
     if forward.bytes_per_pixel is not None:
         return forward.bytes_per_pixel
     storages: dict[int, int] = {}
@@ -166,8 +177,6 @@ def probe_bytes_per_pixel(forward: Forward, size: int = 96) -> float:
         for h in handles:
             h.remove()
     forward.bytes_per_pixel = max(1.0, sum(storages.values()) / (size * size))
-    if forward.on_probe is not None:
-        forward.on_probe(forward.bytes_per_pixel)
     return forward.bytes_per_pixel
 
 
@@ -177,104 +186,44 @@ def estimate_bytes(bytes_per_pixel: float, batch: int, size_hw: tuple[int, int])
     return int(pixels * (_WORKING_FACTOR * bytes_per_pixel + _IMAGE_BYTES_PER_PIXEL))
 
 
-class TiledGradient:
-    """A GradientFn that runs `whole` when the image fits the memory budget, and tiles otherwise.
+def choose_core(
+    shape: tuple[int, ...], layout: TileLayout, *, tile: int | None, budget: int, bytes_per_pixel: float
+) -> int | None:
+    """The tile core size for a (B,3,H,W) input, or None to run the whole image at once:
+    `tile` rounded to the stride if given, else the largest core whose tiles fit `budget`."""
+    b, _, h, w = shape
+    s = layout.stride
+    if tile is not None:
+        core = max(layout.min_core, tile // s * s)
+        return None if core >= max(h, w) else core
+    if estimate_bytes(bytes_per_pixel, b, (h, w)) <= budget:
+        return None
+    side = math.sqrt(budget / (b * (_WORKING_FACTOR * bytes_per_pixel + _IMAGE_BYTES_PER_PIXEL)))
+    core = max(layout.min_core, int(side - 2 * layout.halo) // s * s)
+    return None if core >= max(h, w) else core
 
-    - `tile` (pixels): the core size of the tiles; None picks it from the budget (the smaller
-      of a fixed cap and the device's free memory) and the estimated memory per pixel.
-    - An out-of-memory error (of `whole` or of a tile) is caught, memory freed, and the same
-      gradient computed again with tiles half the size; the size that worked is remembered for
-      that image shape. When even the smallest tiles do not fit, a DreamerError says so.
 
-    Same contract as `EagerGradient`: (B,3,H,W) fp32 -> (gradient (B,3,H,W) fp32, objective (B,)).
+def smaller_core(core: int | None, size_hw: tuple[int, int], layout: TileLayout) -> int | None:
+    """Half of `core` (of the whole image for None), on the stride; None when below the minimum."""
+    current = max(size_hw) if core is None else core
+    smaller = (current // 2) // layout.stride * layout.stride
+    return smaller if smaller >= layout.min_core else None
+
+
+class Tiler:
+    """Computes the gradient of a tileable objective through `forward` tile by tile.
+
+    Same contract as a whole-image gradient: (B,3,H,W) fp32 -> (gradient (B,3,H,W) fp32,
+    objective (B,) fp32), both detached.
     """
 
-    def __init__(
-        self,
-        whole: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-        forward: Forward,
-        objective: Objective,
-        layout: TileLayout,
-        *,
-        tv_weight: float = 0.0,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        tile: int | None = None,
-        budget: int | None = None,
-    ) -> None:
-        self.whole = whole
+    def __init__(self, forward: Forward, layout: TileLayout) -> None:
         self.forward = forward
-        self.objective = objective
         self.layout = layout
-        self.tv_weight = tv_weight
-        self.transform = transform
-        self.tile = tile
-        self.budget = budget
-        #: (B, H, W) -> core size that worked (None: the whole image), learned from OOMs
-        self.cores: dict[tuple[int, int, int], int | None] = {}
-        #: how many tiles the last call used (1: untiled)
-        self.last_tiles = 1
+        #: how many tiles the last call used
+        self.last_tiles = 0
         self._meta: torch.nn.Module | None = None
         self._sizes: dict[tuple[int, int], dict[str, tuple[int, int]]] = {}
-
-    @property
-    def min_core(self) -> int:
-        return self.layout.stride * 2
-
-    def core_for(self, shape: torch.Size | tuple[int, ...]) -> int | None:
-        """The tile core size for a (B,3,H,W) input, or None to run the whole image at once."""
-        b, _, h, w = shape
-        key = (b, h, w)
-        if key not in self.cores:  # decided once per shape (no device queries in the step loop)
-            self.cores[key] = self._choose_core(b, h, w)
-        return self.cores[key]
-
-    def _choose_core(self, b: int, h: int, w: int) -> int | None:
-        s = self.layout.stride
-        if self.tile is not None:
-            core = max(self.min_core, self.tile // s * s)
-            return None if core >= max(h, w) else core
-        budget = self.budget if self.budget is not None else memory_budget(self.forward.device)
-        try:
-            bpp = probe_bytes_per_pixel(self.forward)
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            return None  # no room even for the probe: start whole and let the retry find a size
-        if estimate_bytes(bpp, b, (h, w)) <= budget:
-            return None
-        side = math.sqrt(budget / (b * (_WORKING_FACTOR * bpp + _IMAGE_BYTES_PER_PIXEL)))
-        core = max(self.min_core, int(side - 2 * self.layout.halo) // s * s)
-        return None if core >= max(h, w) else core
-
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, _, h, w = x.shape
-        core = self.core_for(x.shape)
-        while True:
-            try:
-                if core is None:
-                    self.last_tiles = 1
-                    return self.whole(x)
-                return self._tiled(x, core)
-            except Exception as exc:
-                if not is_oom(exc):
-                    raise
-                core = self._smaller(core, h, w, exc)
-                self.cores[(b, h, w)] = core
-                _free(x.device)
-
-    def _smaller(self, core: int | None, h: int, w: int, exc: BaseException) -> int:
-        s = self.layout.stride
-        current = max(h, w) if core is None else core
-        smaller = (current // 2) // s * s
-        if smaller < self.min_core:
-            raise DreamerError(
-                f"out of memory even with tiles of {current} pixels ({self.layout.halo} px overlap) "
-                f"on {self.forward.device}",
-                hint="free memory used by other programs, use --precision bf16, a shallower --layer, or --device cpu",
-            ) from exc
-        return smaller
-
-    # -- the tiled computation -----------------------------------------------------------------
 
     def output_sizes(self, size_hw: tuple[int, int]) -> dict[str, tuple[int, int]]:
         """Each node's activation (height, width) for the whole image, from a shape-only
@@ -287,57 +236,46 @@ class TiledGradient:
             self._sizes[size_hw] = {n: tuple(acts[n].shape[-2:]) for n in self.layout.strides}
         return self._sizes[size_hw]
 
-    def _tiled(self, x: torch.Tensor, core: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from .gradients import total_variation
-
+    def gradient(self, x: torch.Tensor, objective: Objective, core: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not objective.tileable:
+            raise ValueError(f"{objective.name} cannot be tiled: it is not a mean over positions")
         b, _, h, w = x.shape
-        x = x.detach()
-        if self.transform is not None:
-            xg = x.clone().requires_grad_(True)
-            with self.forward.context():
-                y = self.transform(xg)
-            image = y.detach()
-        else:
-            image = x
+        image = x.detach()
         full = self.output_sizes((h, w))
         tiles = plan_tiles((h, w), core, self.layout.halo, self.layout.stride)
         self.last_tiles = len(tiles)
+        terms = [(weight, leaf, leaf.nodes[0]) for weight, leaf in objective.terms]
         grad = torch.zeros_like(image, memory_format=torch.contiguous_format)
         score = torch.zeros(b, dtype=torch.float32, device=x.device)
-        scale = self.forward.loss_scale(x)  # fp16: sized for the whole image, like the untiled path
+        scale = self.forward.loss_scale  # fp16: the same constant as the untiled path
         with self.forward.context():
             for tile in tiles:
                 ty0, ty1, tx0, tx1 = tile.box
                 piece = image[:, :, ty0:ty1, tx0:tx1].contiguous().requires_grad_(True)
-                part = self._tile_objective(self.forward(piece), tile, full, (h, w))
+                owned = self._owned(self.forward(piece), tile, full, (h, w))
+                part = None
+                for weight, leaf, node in terms:
+                    crop, share = owned[node]
+                    if share > 0:
+                        term = (weight * share) * leaf({node: crop}).float()
+                        part = term if part is None else part + term
                 if part is None:
                     continue
                 (g,) = torch.autograd.grad(part.sum() * scale if scale != 1.0 else part.sum(), piece)
-                if scale != 1.0:
-                    g = g / scale
-                grad[:, :, ty0:ty1, tx0:tx1] += g
+                grad[:, :, ty0:ty1, tx0:tx1] += g / scale if scale != 1.0 else g
                 score += part.detach()
-                del g, part, piece
-        if self.transform is not None:
-            (grad,) = torch.autograd.grad(y, xg, grad)
-        if self.tv_weight:
-            xt = x.clone().requires_grad_(True)
-            (gtv,) = torch.autograd.grad(total_variation(xt).sum(), xt)
-            grad = grad - self.tv_weight * gtv
-        return grad.contiguous(), score
+                del g, part, piece, owned
+        if objective.offset:
+            score += objective.offset
+        return grad, score
 
-    def _tile_objective(
-        self,
-        acts: dict[str, torch.Tensor],
-        tile: Tile,
-        full: dict[str, tuple[int, int]],
-        size_hw: tuple[int, int],
-    ) -> torch.Tensor | None:
-        """This tile's share of the whole image's objective, (B,), or None if it owns nothing."""
+    def _owned(
+        self, acts: dict[str, torch.Tensor], tile: Tile, full: dict[str, tuple[int, int]], size_hw: tuple[int, int]
+    ) -> dict[str, tuple[torch.Tensor, float]]:
+        """node -> (the activations this tile owns, their share of all the node's positions)."""
         cy0, cy1, cx0, cx1 = tile.core
         ty0, _, tx0, _ = tile.box
-        crops: dict[str, torch.Tensor] = {}
-        weights: dict[str, float] = {}
+        out = {}
         for node, s in self.layout.strides.items():
             fh, fw = full[node]
             gy0, gx0 = cy0 // s, cx0 // s
@@ -348,27 +286,6 @@ class TiledGradient:
             ly1, lx1 = ly0 + (gy1 - gy0), lx0 + (gx1 - gx0)
             if ly1 > a.shape[-2] or lx1 > a.shape[-1]:
                 raise RuntimeError(f"tile {tile} does not cover its activations of {node}: a bug")
-            crops[node] = a[:, :, ly0:ly1, lx0:lx1]
-            weights[node] = max(0, gy1 - gy0) * max(0, gx1 - gx0) / (fh * fw)
-        live = [n for n in crops if weights[n] > 0]
-        if not live:
-            return None
-        if len(crops) == 1:
-            (node,) = live
-            return weights[node] * self.objective(crops).float()
-        # several layers: each term alone (the others zero, which adds nothing to a mean of
-        # squares or of activations), weighted by its own share of positions
-        total = None
-        for node in live:
-            alone = {n: (c if n == node else c.new_zeros(c.shape[0], c.shape[1], 1, 1)) for n, c in crops.items()}
-            term = weights[node] * self.objective(alone).float()
-            total = term if total is None else total + term
-        return total
-
-
-def _free(device: torch.device) -> None:
-    import gc
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+            share = max(0, gy1 - gy0) * max(0, gx1 - gx0) / (fh * fw)
+            out[node] = (a[:, :, ly0:ly1, lx0:lx1], share)
+        return out

@@ -1,4 +1,4 @@
-"""`dreamer bench`: the classic reference loop and dreamer's engine, timed side by side."""
+"""`dreamer bench`: plain reference loops and dreamer's loops, timed side by side."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..errors import OutputError, OutputExistsError, UsageError
 from . import main
 from .common import FiniteFloat
 
-_CASE_NAMES = ("frame512", "still1080", "batch16", "still4k")
+_CASE_NAMES = ("frame512", "still1080", "batch16", "still4k", "render384")
 
 
 def _split_cases(values: tuple[str, ...]) -> list[str]:
@@ -47,12 +47,12 @@ def _write_json(path: Path, data: dict) -> None:
 @click.option("--device", "-d", metavar="auto|cpu|cuda[:N]|mps", help="Device [default auto].")
 @click.option(
     "--cases", "cases", multiple=True, metavar="NAME[,NAME...]",
-    help=f"Cases to run: {', '.join(_CASE_NAMES)} [default: all; on a CPU only frame512].",
+    help=f"Cases to run: {', '.join(_CASE_NAMES)} [default: all; on a CPU frame512 and render384].",
 )
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per side (the median is reported).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed runs per side first.")
 @click.option("--model", "-m", default="googlenet", show_default=True, metavar="NAME", help="Model to time (see `dreamer models`).")
-@click.option("--layer", "-l", help="Layer both sides dream about [default: the model's default layer].")
+@click.option("--layer", "-l", help="Layer both sides dream about (dream cases) [default: the model's default layer].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True, help="Dreamer's precision (the reference is always fp32).")
 @click.option("--tile", type=click.IntRange(min=64), help="Dreamer's tile size in pixels [default automatic].")
 @click.option("--size-scale", type=FiniteFloat(min=0.01, max=4.0), help="Multiply every case's image size by this.")
@@ -61,6 +61,7 @@ def _write_json(path: Path, data: dict) -> None:
 @click.option("--no-memory", is_flag=True, help="Skip the extra run per side that measures peak memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results to this JSON file.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing --json file.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch [default: OMP_NUM_THREADS if set, else torch's choice].")
 @click.option("--quiet", "-q", is_flag=True, help="Only the table.")
 def bench(
     device: str | None,
@@ -77,14 +78,17 @@ def bench(
     no_memory: bool,
     json_path: Path | None,
     force: bool,
+    threads: int | None,
     quiet: bool,
 ) -> None:
-    """Time the classic DeepDream loop and dreamer's engine side by side.
+    """Time plain reference loops and dreamer's loops side by side.
 
-    The reference is the 2015 recipe written plainly (eager fp32, batch 1, BatchNorm as built,
-    forward truncated at the layer, roll jitter, step / mean |g|); dreamer is the engine as
-    `dreamer run` uses it. Same inputs, layer, weights, octaves and steps; warm-up excluded,
-    medians of --repeats runs, the device synchronised before each clock reading.
+    Dream cases: the reference is the 2015 recipe written plainly (eager fp32, batch 1,
+    BatchNorm as built, forward truncated at the layer, roll jitter, step / mean |g|).
+    Render cases: the reference is the same render loop in plain eager fp32 (one autograd
+    graph through the network as built). Dreamer's side is what `dreamer run` uses. Same
+    inputs, weights, sizes, steps and seeds; warm-up excluded, medians of --repeats runs, the
+    device synchronised before each clock reading.
 
     \b
     Cases (octaves x steps):
@@ -93,11 +97,13 @@ def bench(
       batch16    16 frames of 512x512 in one batch (1 x 10); the reference runs
                  one frame at batch 1 and is scaled x16 (single-frame throughput)
       still4k    a 3840x2160 still (4 x 10)
+      render384  a class render (banana) from faint noise, 384x384: 64 Adam steps,
+                 fft parameterisation, standard transforms
 
     \b
     Examples:
-      dreamer bench                          # all cases on the GPU (frame512 on a CPU)
-      dreamer bench --device cpu --cases frame512 --repeats 5 --json cpu.json
+      dreamer bench                          # all cases on the GPU (frame512, render384 on a CPU)
+      dreamer bench --device cpu --cases render384 --threads 1 --repeats 5 --json cpu.json
       dreamer bench --tiny                   # seconds: checks that everything runs
     """
     if json_path is not None and json_path.exists() and json_path.is_dir():
@@ -108,9 +114,10 @@ def bench(
         raise UsageError(f"--json {json_path}: the folder {json_path.parent} does not exist")
 
     from ..bench import format_table, run_bench, scale_case, select_cases, tiny_case
-    from ..devices import resolve_device
+    from ..devices import resolve_device, set_threads
     from ..models import load_model
 
+    set_threads(threads)
     dev = resolve_device(device or "auto")
     selected = select_cases(_split_cases(cases), dev)
     if size_scale is not None:

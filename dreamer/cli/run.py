@@ -53,37 +53,31 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
 
     import torch
 
-    from ..loops.deepdream import dream, plan_octaves
+    from ..backend import prepare
     from ..io.images import save_image
     from ..io.metadata import build_metadata
-    from ..loops.render import NOISE_AMPLITUDE
+    from ..loops import noise_amplitude, octave_warning, run_config
 
     if len(sources) == 1 and sources[0].path is not None:
         from ..io.images import check_image
 
         check_image(sources[0].path, max_pixels=max_pixels)  # a bad file fails before the model loads
     network = open_network(config.model, flags.get("weights"), flags.get("device"), quiet=quiet)
+    prepared = prepare(network)  # once for all images
 
     def work(n: int, src, out: Path) -> None:
-        # fft keeps the start's pixel grain, so its noise start is fainter (dreamer.loops.render)
-        amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
+        amplitude = noise_amplitude(config.param)
         image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
-        h, w = image.shape[-2:]
-        if config.param == "pixel":
-            plan = plan_octaves((h, w), config.octaves, config.octave_scale, network.min_size)
-            if plan.dropped:
-                warn(
-                    f"{src.text} ({w}x{h}) is too small for {config.octaves} octaves of scale "
-                    f"{config.octave_scale:g}; using {len(plan.sizes)}",
-                    quiet=quiet,
-                )
+        too_small = octave_warning(src.text, tuple(image.shape[-2:]), config, network.min_size)
+        if too_small:
+            warn(too_small, quiet=quiet)
         label = f"[{n}/{len(sources)}] {src.stem}" if len(sources) > 1 else src.stem
         bar = ProgressLine(label, quiet=quiet)
 
         def report(p) -> None:
             bar.update(p.done, p.total, f"octave {p.octave + 1}/{p.octaves} step {p.step + 1}/{p.steps}")
 
-        result = dream(image, network, config, progress=report)
+        result = run_config(image, prepared, config, progress=report)
         bar.close()
         check_finite(result, config)
         meta = build_metadata(

@@ -150,12 +150,9 @@ def activations(images, layer, top, by, overlay, normalize, cell, columns, size,
 
 
 def _check_channels(info, channels) -> None:
-    from ..errors import ConfigError
+    from ..targets import check_channels
 
-    if info.channels is not None:
-        bad = [c for c in channels if c >= info.channels]
-        if bad:
-            raise ConfigError("channel", bad[0], f"{info.name} has channels 0-{info.channels - 1}")
+    check_channels(info, channels)
 
 
 @main.command()
@@ -423,12 +420,6 @@ def deconv(images, layer, rule, position, plain, size, max_pixels, output, force
     _each_image(images, f".deconv.{slug(layer)}", output, force, quiet, size, max_pixels, flags, work, check)
 
 
-def _fft_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("dreamer.loops.render") is not None
-
-
 @main.command()
 @click.option("--layer", "-l", metavar="LAYER[:CHANNELS]", help="Layer; LAYER:A-B picks the channels [default: the model's default layer].")
 @option("--from", "first", type=click.IntRange(min=0), metavar="N", show_default="0", help="First channel.")
@@ -482,9 +473,6 @@ def channels(layer, first, count, size, steps, param, transforms, lr, octaves, s
     model = _model(flags)
     info = _check_layer(model, target.layer, channel="none", what="channels")
     _check_channels(info, chosen)
-    if param == "fft" and not _fft_available():
-        warn("the fft parameterisation is not available in this version; using pixel", quiet=quiet)
-        param = "pixel"
     if chosen == list(range(chosen[0], chosen[-1] + 1)):
         span = f"{chosen[0]}-{chosen[-1]}" if len(chosen) > 1 else str(chosen[0])
     else:

@@ -39,7 +39,7 @@ def build_metadata(
         # what `precision = "auto"` became on this device
         import torch
 
-        from ..backend.fast import resolve_precision
+        from ..backend import resolve_precision
 
         record["precision_used"] = resolve_precision(config.precision, torch.device(device))
     record.update(extra)

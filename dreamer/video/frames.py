@@ -210,6 +210,9 @@ def dream_streams(
         raise ConfigError("batch_size", batch_size, "an integer >= 1, or None for no limit")
     if dream is None:
         from ..loops.deepdream import dream
+    from ..backend import prepare
+
+    network = prepare(network)  # one prepared network (folded copy, CUDA graphs) for every frame
     device = network.device
     method = config.flow if config.uses_flow else "none"
     streams: list[Iterator[Any] | None] = []

@@ -63,28 +63,26 @@ def grow_channels(
     picture is the same whatever else is grown beside it (in both parameterisations).
     `progress(done, total)` counts steps over all batches.
     """
-    from ..loops.deepdream import dream
+    from ..backend import prepare
     from ..io.images import make_noise
-    from ..loops.render import NOISE_AMPLITUDE
+    from ..loops import noise_amplitude, run_config
+    from ..targets import check_channels
 
     info, _ = resolve_unit(network, layer, channel="none", what="channels")
     channels = [int(c) for c in channels]
     if not channels:
         raise ConfigError("channels", channels, "at least one channel")
-    if info.channels is not None:
-        bad = [c for c in channels if not 0 <= c < info.channels]
-        if bad:
-            raise ConfigError("channel", bad[0], f"{info.name} has channels 0-{info.channels - 1}")
+    check_channels(info, channels)
     if batch_size < 1:
         raise ConfigError("batch_size", batch_size, "an integer >= 1")
     config = config or channels_config(info.name, channels)
+    prepared = prepare(network)  # once for all batches
     results = []
     batches = [channels[i : i + batch_size] for i in range(0, len(channels), batch_size)]
     per_batch: list[int] = []
     for n, group in enumerate(batches):
         seeds = [(config.seed + c) % 2**64 for c in group]  # a seed near 2**64 wraps around
-        # fft renders keep their start noise as grain: start them from faint noise
-        amplitude = NOISE_AMPLITUDE if config.param == "fft" else 0.1
+        amplitude = noise_amplitude(config.param)
         start = torch.cat([make_noise(size, seed=s, amplitude=amplitude) for s in seeds])
         objective = channel_batch_objective(info.node, group)
 
@@ -94,7 +92,7 @@ def grow_channels(
                     per_batch.append(p.total)
                 progress(n * per_batch[0] + p.done, len(batches) * per_batch[0])
 
-        out = dream(start, network, config, objective=objective, seeds=seeds, progress=report)
+        out = run_config(start, prepared, config, objective=objective, seeds=seeds, progress=report)
         results.append(out.detach().float().cpu())
     return torch.cat(results)
 

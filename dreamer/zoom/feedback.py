@@ -308,12 +308,16 @@ def zoom_frames(
     rounding in the batched convolutions). A video with ``done == 0`` first yields its frame 0
     (the quantised source); a finished video (``done == frames``) yields nothing.
 
-    `dream` replaces `engine.dream` (same signature), e.g. to watch or wrap it.
+    `dream` replaces `dreamer.loops.run_config` (same signature; its network is the one
+    `PreparedNetwork` this call holds for all frames), e.g. to watch or wrap it.
     """
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "an integer >= 1, or None for no limit")
     if dream is None:
-        from ..loops.deepdream import dream
+        from ..loops import run_config as dream
+    from ..backend import prepare
+
+    network = prepare(network)  # one prepared network (folded copy, CUDA graphs) for every frame
     device = network.device
     state: list[np.ndarray] = []
     position: list[int] = []
