@@ -198,7 +198,7 @@ def _spec(variant: int, width: float, depth: float, size: int, roles: tuple, def
 # Roles picked by looking at dreams of the sample photos (docs/models.md): block2 draws strokes
 # and swirling lines, block3 whorls and eye-like spirals (visible at default settings, hence
 # the default layer), block4.0 dotted eyes, block4 eyes and dog faces, block5 fruit-like
-# objects once the image is large enough for its 659-px receptive field.
+# objects once the image is large enough for its 787-px receptive field.
 LITE0 = _spec(
     0, 1.0, 1.0, 224,
     roles=(("shallow", "block2"), ("lower", "block3"), ("middle", "block4.0"), ("upper", "block4"), ("deep", "block5")),
