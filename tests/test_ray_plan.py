@@ -16,8 +16,9 @@ from dreamer.scale.cluster import RayUnavailableError, parse_address, require_ra
 from dreamer.scale.runner import (
     ClusterProgress, FrameDone, JobFailed, JobFinished, UnitStarted, WorkerLost, WorkerSpec,
 )
-from dreamer.scale.zoom import ZoomJob, partition, resume_point, zoom_units
+from dreamer.scale.zoom import ZoomTask, partition, resume_point, zoom_units
 from dreamer.zoom.feedback import ZoomConfig, ZoomVideo, zoom_frames
+from dreamer.zoom.session import ZoomJob as SessionJob
 
 A = DreamConfig(octaves=1, steps=1, layers=("mixed3b",))
 B = DreamConfig(octaves=1, steps=1, layers=("mixed4a",))
@@ -25,18 +26,17 @@ C = DreamConfig(octaves=1, steps=1, layers=("mixed4c",))
 D = DreamConfig(octaves=1, steps=1, layers=("mixed5a",))
 
 
-def job(n: int, size=(48, 48), frames=4, dreams=(A,), cycle_every=50, done=0) -> ZoomJob:
+def job(n: int, size=(48, 48), frames=4, dreams=(A,), cycle_every=50, done=0) -> ZoomTask:
     config = ZoomConfig(frames=frames, dreams=dreams, cycle_every=cycle_every)
-    start = np.zeros((*size, 3), np.uint8)
-    return ZoomJob(job=n, where=f"jobs.txt:{n + 1}", output=f"/x/{n}.gif", store=f"/x/{n}.gif.frames", kind="gif",
-                   config=config, seed=0, index=n, size=size, fps=10.0, start=start, done=done)
+    video = SessionJob(torch.zeros(1, 3, *size), f"/x/{n}.gif", config, seed=0, index=n, name=f"jobs.txt:{n + 1}")
+    return ZoomTask(n, video, f"/x/{n}.gif.frames", "gif", done=done)
 
 
 def batches_of(jobs, batch_size, done=None):
     """The batches of a single-process `zoom_frames` run, as sets of (job position, frame)."""
     sizes: dict = {}
-    videos = [ZoomVideo(torch.zeros(1, 3, 2, 2 + sizes.setdefault(j.size, len(sizes))), j.config, seed=j.seed,
-                        index=j.index, done=(done[i] if done else j.done)) for i, j in enumerate(jobs)]
+    videos = [ZoomVideo(torch.zeros(1, 3, 2, 2 + sizes.setdefault(j.size, len(sizes))), j.config, seed=j.video.seed,
+                        index=j.video.index, done=(done[i] if done else j.done)) for i, j in enumerate(jobs)]
     calls = [0]
 
     def dream(images, network, config, seeds=None):

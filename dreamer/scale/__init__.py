@@ -4,7 +4,7 @@
 - `WorkerPool`, `run_units`: long-lived workers (Ray actors, one per GPU or per CPU slot) that
   load the model once; units of work handed to idle workers; units of dead workers retried
   elsewhere; progress aggregated on the driver.
-- `zoom_units`, `ZoomJob`: zoom videos split into units that batch exactly like a
+- `run_session`, `zoom_units`: a ZoomSession's videos split into units that batch exactly like a
   single-process run, so the frames are identical; resumed from their frame stores.
 
 Importing this package does not import Ray; using it without Ray raises RayUnavailableError.
@@ -12,10 +12,10 @@ Importing this package does not import Ray; using it without Ray raises RayUnava
 
 from .cluster import Cluster, ClusterError, RayUnavailableError, parse_address, require_ray
 from .runner import ClusterProgress, RunInterrupted, RunReport, WorkerPool, WorkerSpec, run_units
-from .zoom import ZoomJob, ZoomUnit, partition, resume_point, zoom_units
+from .zoom import ZoomTask, ZoomUnit, check_sizes, partition, resume_point, run_session, session_tasks, zoom_units
 
 __all__ = [
     "Cluster", "ClusterError", "RayUnavailableError", "parse_address", "require_ray",
     "ClusterProgress", "RunInterrupted", "RunReport", "WorkerPool", "WorkerSpec", "run_units",
-    "ZoomJob", "ZoomUnit", "partition", "resume_point", "zoom_units",
+    "ZoomTask", "ZoomUnit", "check_sizes", "partition", "resume_point", "run_session", "session_tasks", "zoom_units",
 ]

@@ -156,9 +156,6 @@ class Unit(Protocol):
 
     def run(self, network: Any, emit: Callable[[Event], None], stopping: Callable[[], bool]) -> UnitResult: ...
 
-    def settle(self, result: UnitResult) -> None:
-        """Called on the driver once the unit's result is in (e.g. to tidy up files)."""
-
     def abandon(self) -> None:
         """Called on the driver when the unit will not be run again in this run (its worker was
         killed at Ctrl-C, or died too often): leave its files ready to be resumed later."""
@@ -454,10 +451,13 @@ class WorkerPool:
     def alive(self) -> int:
         return len(self.idle) + len(self.starting)
 
-    def start(self) -> None:
+    def start(self, count: int | None = None) -> None:
+        """Start workers (without waiting for them) until `count` are loaded or loading
+        (default: `capacity`), e.g. to load the model while other work goes on."""
         self._setup()
-        actor = self._class.remote(self.spec, self.device)
-        self.starting[actor.info.remote()] = actor
+        for _ in range(max(0, (self.capacity if count is None else count) - self.alive)):
+            actor = self._class.remote(self.spec, self.device)
+            self.starting[actor.info.remote()] = actor
 
     def name(self, actor: Any) -> str:
         return self.names.get(actor._actor_id, "a worker")
@@ -483,6 +483,8 @@ def run_units(
     units: Sequence[Unit],
     pool: WorkerPool,
     *,
+    settle: Callable[[Any, UnitResult], UnitResult] | None = None,
+    before: Sequence[Event] = (),
     on_event: Callable[[Event, ClusterProgress], None] | None = None,
     max_attempts: int = 3,
     stop_grace: float = 30.0,
@@ -494,7 +496,9 @@ def run_units(
     Up to `pool.capacity` workers, never more than there are units; the largest units first. A
     unit whose worker dies is run again by another worker (a new one if none is idle), at most
     `max_attempts` times in all; then its unfinished jobs fail. A job's error fails that job
-    only. Raises ClusterError when workers cannot start, RemoteError when a worker cannot load
+    only. `settle(unit, result)`, on the driver, turns a unit's result into the final one (e.g.
+    encodes its finished videos); `before` are events of jobs settled without work (reported
+    first). Raises ClusterError when workers cannot start, RemoteError when a worker cannot load
     the model, RunInterrupted on Ctrl-C (after asking the units to stop, see the module docstring).
     """
     ray = require_ray()
@@ -511,11 +515,9 @@ def run_units(
         frames.update(unit.frames())
     progress = ClusterProgress(frames)
     started = time.monotonic()
-    if not units:
-        return RunReport((), 0, 0, 0, 0.0)
 
-    target = min(len(units), pool.capacity)
-    mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote()
+    target = min(len(units), pool.capacity) if units else 0
+    mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote() if units else None
     pending = collections.deque(sorted(units, key=lambda u: -u.cost))
     attempts = {u.number: 0 for u in units}
     running: dict[Any, tuple[Unit, Any, int]] = {}  # run ref -> (unit, actor, attempt)
@@ -529,6 +531,8 @@ def run_units(
             on_event(event, progress)
 
     def drain() -> None:
+        if mailbox is None:
+            return
         for event in ray.get(mailbox.take.remote()):
             notify(event)
 
@@ -563,12 +567,13 @@ def run_units(
                     if job not in progress.finished:
                         notify(JobFailed(job, f"its worker died {attempts[unit.number]} times; last: {_short(exc)}"))
             return
+        pool.idle.append(actor)
+        if settle is not None:
+            result = settle(unit, result)
         for job, output in result.finished.items():
             notify(JobFinished(job, output))
         for job, (message, code) in result.failed.items():
             notify(JobFailed(job, message, code))
-        unit.settle(result)
-        pool.idle.append(actor)
 
     def welcome(ref: Any) -> None:
         """A worker finished loading the model (or failed to)."""
@@ -615,7 +620,9 @@ def run_units(
         ray_worker._worker_logs_enabled = False
     interrupted = False
     try:
-        for actor in pool.idle:  # loaded by an earlier run
+        for event in before:
+            notify(event)
+        for actor in pool.idle if units else ():  # loaded by an earlier run
             notify(WorkerReady(pool.name(actor), pool.device))
         while pending or running:
             while pool.idle and pending:
@@ -625,8 +632,8 @@ def run_units(
                 used.add(pool.name(actor))
                 running[actor.run.remote(unit, attempts[unit.number], mailbox)] = (unit, actor, attempts[unit.number])
             wanted = min(target, len(pending) + len(running))
-            while pool.alive + len(running) < wanted:
-                pool.start()
+            if pool.alive + len(running) < wanted:
+                pool.start(wanted - len(running))
             refs = list(running) + list(pool.starting)
             ready, _ = ray.wait(refs, num_returns=1, timeout=poll)
             if ready:
@@ -654,15 +661,16 @@ def run_units(
             drain()
         except Exception:  # the cluster may be going down with us
             pass
-        try:
-            ray.kill(mailbox)
-        except Exception:
-            pass
+        if mailbox is not None:
+            try:
+                ray.kill(mailbox)
+            except Exception:
+                pass
         if logs_were is not None:
             ray_worker._worker_logs_enabled = logs_were
 
     reports = []
-    for job in sorted(frames):
+    for job in sorted({*frames, *progress.finished, *progress.failed}):
         if job in progress.finished:
             reports.append(JobReport(job, "finished", output=progress.finished[job]))
         elif job in progress.failed:

@@ -13,8 +13,12 @@ all same-size videos with the same settings are one unit; `batch_size` splits th
 storage every worker sees. A unit run again after its worker died starts from the last frame
 that *every* one of its videos has finished in the batch order (`resume_point`), so the
 batches, and the frames, are those of an uninterrupted run; at most one frame per video is made
-again (and rewritten with the same pixels). Frame stores are cleared by the driver only after
-the unit's result is in, so a retry never finds a finished video without its frames.
+again (and rewritten with the same pixels).
+
+**Finishing.** Workers only make and store frames. The driver's `ZoomSession` (which holds the
+locks, the manifests and the partial results) finishes each video - encodes it from the shared
+frame store, verifies it, removes the store - once its unit's result is in, so a unit run again
+never finds a finished video's store gone (`run_session`).
 """
 
 from __future__ import annotations
@@ -25,53 +29,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError, DreamerError
 from .runner import Event, FrameDone, JobFailed, JobFinished, UnitResult, UnitStarted
 
-__all__ = ["ZoomJob", "ZoomUnit", "partition", "resume_point", "zoom_units"]
+__all__ = [
+    "ZoomTask", "ZoomUnit", "partition", "resume_point", "zoom_units", "session_tasks", "check_sizes", "run_session",
+]
 
 
 @dataclass(frozen=True, eq=False)
-class ZoomJob:
-    """One zoom video, as a worker needs it. Plain data, sent to the worker.
+class ZoomTask:
+    """One video of an open `ZoomSession`, as a worker makes it (plain data, sent to the worker).
 
-    - ``job``: its number in the run (events and reports name it so); ``where``: how messages
-      name it (``jobs.txt:3`` or the source).
-    - ``output``: the video (.mp4/.gif/.webp) or frames folder; ``store``: its frame store folder;
-      ``kind``: mp4, gif, webp or frames. Absolute paths on storage all workers see.
-    - ``config``, ``seed``, ``index``: as `ZoomVideo` takes them (``index`` makes the seeds).
-    - ``start``: frame 0 as (H, W, 3) uint8 (the quantised source), needed when ``done`` is 0;
-      ``size``: (height, width) of every frame; ``done``: frames already in the store.
-    - ``fps``, ``keep_frames``: for the finished video; ``source``, ``model``, ``weights`` are
-      recorded in each frame's metadata.
+    - ``job``: its position in ``session.videos`` (events and reports name it so).
+    - ``video``: the session's `dreamer.zoom.session.ZoomJob` (config, seed, index, fps, source,
+      name), its ``start`` being the frame the run continues from: the source when ``done`` is
+      0, else frame ``done - 1``.
+    - ``store``: the frame store folder the frames go to, on storage every worker sees;
+      ``kind``: mp4, gif, webp or frames; ``done``: frames in the store when the run began.
+    - ``model``, ``weights``: as the session records them (frame metadata).
     """
 
     job: int
-    where: str
-    output: str
+    video: Any  # dreamer.zoom.session.ZoomJob
     store: str
     kind: str
-    config: Any  # ZoomConfig
-    seed: int
-    index: int
-    size: tuple[int, int]
-    fps: float
-    start: np.ndarray | None = None
     done: int = 0
-    keep_frames: bool = False
-    source: str = ""
+    model: str = ""
+    weights: str = ""
 
-    def __post_init__(self) -> None:
-        if self.done == 0 and self.start is None:
-            raise ValueError(f"{self.where}: a job that starts from frame 0 needs its start frame")
-        if self.start is not None and tuple(self.start.shape[:2]) != tuple(self.size):
-            raise ValueError(f"{self.where}: start is {self.start.shape[:2]}, size says {self.size}")
+    @property
+    def name(self) -> str:
+        return self.video.name
+
+    @property
+    def config(self) -> Any:
+        return self.video.config
 
     @property
     def frames(self) -> int:
-        return self.config.frames
+        return self.video.config.frames
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.video.start.shape[-2]), int(self.video.start.shape[-1]))
 
 
 def resume_point(start: Sequence[int], stored: Sequence[int], frames: Sequence[int]) -> list[int]:
@@ -96,9 +97,9 @@ def resume_point(start: Sequence[int], stored: Sequence[int], frames: Sequence[i
     return [min(f, p + rounds) if d < f else d for p, f, d in zip(first, frames, start)]
 
 
-def partition(jobs: Sequence[ZoomJob], batch_size: int | None = None) -> list[list[int]]:
-    """Groups of jobs (positions in `jobs`, in order) that never share a batch with another group
-    in a single-process `zoom_frames` run over all of `jobs` with `batch_size`.
+def partition(tasks: Sequence[ZoomTask], batch_size: int | None = None) -> list[list[int]]:
+    """Groups of tasks (positions in `tasks`, in order) that never share a batch with another
+    group in a single-process `zoom_frames` run over all of `tasks` with `batch_size`.
 
     The run is replayed with a dream that returns its input, on 2 x (2 + k) pixel stand-ins for
     the k-th distinct frame size, so the rule is `zoom_frames`' own; it costs microseconds per frame.
@@ -110,11 +111,11 @@ def partition(jobs: Sequence[ZoomJob], batch_size: int | None = None) -> list[li
 
     sizes: dict[tuple[int, int], int] = {}
     videos = []
-    for job in jobs:
-        k = sizes.setdefault(tuple(job.size), len(sizes))
-        videos.append(ZoomVideo(torch.zeros(1, 3, 2, 2 + k), job.config, seed=job.seed, index=job.index,
-                                done=job.done))
-    parent = list(range(len(jobs)))
+    for task in tasks:
+        k = sizes.setdefault(task.size, len(sizes))
+        videos.append(ZoomVideo(torch.zeros(1, 3, 2, 2 + k), task.config, seed=task.video.seed,
+                                index=task.video.index, done=task.done))
+    parent = list(range(len(tasks)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -129,145 +130,137 @@ def partition(jobs: Sequence[ZoomJob], batch_size: int | None = None) -> list[li
         return images
 
     first_of: dict[int, int] = {}
-    for frame in zoom_frames(videos, Network.from_module(torch.nn.Identity(), name="plan"), batch_size=batch_size, dream=dream):
-        batch = batches[0]
+    standin = Network.from_module(torch.nn.Identity(), name="plan")
+    for frame in zoom_frames(videos, standin, batch_size=batch_size, dream=dream):
         if frame.index == 0:
             continue  # frame 0 is the source, never dreamed
+        batch = batches[0]
         if batch in first_of:
             parent[root(frame.video)] = root(first_of[batch])
         else:
             first_of[batch] = frame.video
     groups: dict[int, list[int]] = {}
-    for i in range(len(jobs)):
+    for i in range(len(tasks)):
         groups.setdefault(root(i), []).append(i)
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-def _frame_metadata(job: ZoomJob, index: int, network) -> dict[str, str]:
-    from ..io.metadata import build_metadata
-    from ..zoom.feedback import frame_seed
-
-    config = job.config.dream_at(index) if index > 0 else None
-    return build_metadata(
-        config, model=network.name, weights=network.weights, device=str(network.device), source=job.source,
-        seed=frame_seed(job.seed, job.index, index), frame=index, video=job.index,
-        zoom=job.config.feedback_at(index)[0] if index > 0 else None,
-    )
-
-
 def _message(exc: BaseException) -> tuple[str, int]:
+    """What to tell about a failed video; bugs are raised again (they reach the driver as such)."""
     if isinstance(exc, DreamerError):
         return str(exc), exc.exit_code
     import torch
 
     if isinstance(exc, torch.OutOfMemoryError):
-        return "out of device memory; try a smaller --size or --batch-size, or --tile 512", 1
+        return "out of device memory; try a smaller --size or --batch, or --tile 512", 1
     raise exc
 
 
 @dataclass(frozen=True, eq=False)
 class ZoomUnit:
     """Videos that one worker makes together (see `partition`), in the single-process order.
+    The worker makes and stores their frames; the driver finishes the videos (`settle_session`).
 
     `dream` replaces the engine's dream on the worker (same signature), as in `zoom_frames`.
     """
 
     number: int
-    jobs: tuple[ZoomJob, ...]
+    tasks: tuple[ZoomTask, ...]
     batch_size: int | None = None
     dream: Callable | None = field(default=None, repr=False)
 
     @property
     def job_ids(self) -> tuple[int, ...]:
-        return tuple(job.job for job in self.jobs)
+        return tuple(task.job for task in self.tasks)
 
     @property
     def cost(self) -> float:
         """Pixels still to dream: the largest units are handed out first."""
-        return float(sum((job.frames - job.done) * job.size[0] * job.size[1] for job in self.jobs))
+        return float(sum((t.frames - t.done) * t.size[0] * t.size[1] for t in self.tasks))
 
     def frames(self) -> dict[int, tuple[int, int]]:
-        return {job.job: (job.done, job.frames) for job in self.jobs}
+        return {t.job: (t.done, t.frames) for t in self.tasks}
 
     def run(self, network, emit: Callable[[Event], None], stopping: Callable[[], bool]) -> UnitResult:
-        """Make (or go on making) the unit's videos on `network`; encode each finished one."""
-        from ..io.video import FrameStore, encode
-        from ..zoom.feedback import ZoomVideo, frame_to_tensor, zoom_frames
+        """Make (or go on making) the unit's frames on `network` (a Network or PreparedNetwork).
 
+        Returns the videos whose frames are all stored as ``finished`` (the driver encodes
+        them), those that failed with their messages, and ``stopped`` if asked to stop."""
+        from ..backend import prepare
+        from ..io.video import FrameStore, partial_path
+        from ..zoom.feedback import ZoomVideo, frame_to_tensor, zoom_frames
+        from ..zoom.session import VideoState, ZoomSession
+
+        prepared = prepare(network)
         result = UnitResult()
-        jobs = self.jobs
-        stores = [FrameStore(Path(job.store)) for job in jobs]
+        tasks = self.tasks
+        stores = [FrameStore(Path(t.store)) for t in tasks]
 
         def fail(i: int, exc: BaseException) -> None:
             message, code = _message(exc)
-            if jobs[i].job not in result.failed:
-                result.failed[jobs[i].job] = (f"{jobs[i].where}: {message}", code)
-                emit(JobFailed(jobs[i].job, f"{jobs[i].where}: {message}", code))
+            if not message.startswith(f"{tasks[i].name}:"):
+                message = f"{tasks[i].name}: {message}"
+            if tasks[i].job not in result.failed:
+                result.failed[tasks[i].job] = (message, code)
+                emit(JobFailed(tasks[i].job, message, code))
 
-        def finish(i: int) -> None:
-            job = jobs[i]
-            try:
-                if job.kind != "frames":
-                    encode(stores[i].paths()[: job.frames], Path(job.output), fps=job.fps, kind=job.kind)
-            except Exception as exc:
-                fail(i, exc)
-                return
-            result.finished[job.job] = job.output
-            emit(JobFinished(job.job, job.output))
-
-        for job, store in zip(jobs, stores):
+        for task, store in zip(tasks, stores):
             if not store.folder.is_dir():
-                message = (f"{job.where}: the frame store {job.store} is not visible on worker host "
+                message = (f"{task.name}: the frame store {task.store} is not visible on worker host "
                            f"{socket.gethostname()}: outputs must be on storage every node sees at the same path")
-                for other in jobs:
+                for other in tasks:
                     result.failed[other.job] = (message, 1)
                 return result
         try:
-            done = resume_point([j.done for j in jobs], [s.count() for s in stores], [j.frames for j in jobs])
+            done = resume_point([t.done for t in tasks], [s.count() for s in stores], [t.frames for t in tasks])
         except ValueError:
-            for job in jobs:
-                result.failed[job.job] = (f"{job.where}: frames were removed from {job.store} during the run", 1)
+            for task in tasks:
+                result.failed[task.job] = (f"{task.name}: frames were removed from {task.store} during the run", 1)
             return result
-        emit(UnitStarted(self.number, done=tuple((job.job, d) for job, d in zip(jobs, done))))
+        emit(UnitStarted(self.number, done=tuple((t.job, d) for t, d in zip(tasks, done))))
 
+        # the session's own rule for each frame's metadata (nothing here opens or locks it)
+        states = [VideoState(job=t.video, kind=t.kind, store=store, partial=partial_path(t.video.output))
+                  for t, store in zip(tasks, stores)]
+        session = ZoomSession([t.video for t in tasks], model=tasks[0].model, weights=tasks[0].weights)
         videos = []
-        for i, (job, store, d) in enumerate(zip(jobs, stores, done)):
-            try:
-                start = job.start if d == 0 else store.read(d - 1)
-            except DreamerError as exc:
-                fail(i, exc)
-                start = np.zeros((*job.size, 3), np.uint8)  # keeps the batches intact; nothing is written
-            videos.append(ZoomVideo(frame_to_tensor(start, network.device), job.config, seed=job.seed,
-                                    index=job.index, done=d))
+        for i, (task, store, d) in enumerate(zip(tasks, stores, done)):
+            start = task.video.start
+            if d != task.done:
+                try:
+                    start = frame_to_tensor(store.read(d - 1))
+                except DreamerError as exc:
+                    fail(i, exc)  # kept in its batches with a stand-in frame, so the others' frames do not change
+            videos.append(ZoomVideo(start, task.config, seed=task.video.seed, index=task.video.index, done=d))
         live = set()
-        for i, (job, d) in enumerate(zip(jobs, done)):
-            if d >= job.frames:
-                if job.job not in result.failed:
-                    finish(i)
-            else:
+        for i, (task, d) in enumerate(zip(tasks, done)):
+            if d < task.frames:
                 live.add(i)
-        made = [0] * len(jobs)  # dreamed frames per video in this run: equal for all live ones between rounds
+            elif task.job not in result.failed:
+                result.finished[task.job] = str(task.video.output)
+        made = [0] * len(tasks)  # dreamed frames per video in this run: equal for all live ones between rounds
         if stopping():
             result.stopped = True
             return result
         try:
-            for frame in zoom_frames(videos, network, batch_size=self.batch_size, dream=self.dream):
+            for frame in zoom_frames(videos, prepared, batch_size=self.batch_size, dream=self.dream):
                 i = frame.video
-                job = jobs[i]
-                if job.job not in result.failed:
+                task = tasks[i]
+                if task.job not in result.failed:
                     try:
-                        stores[i].write(frame.index, frame.image, _frame_metadata(job, frame.index, network))
-                        emit(FrameDone(job.job, frame.index))
+                        metadata = session.frame_metadata(states[i], frame.index, prepared.network)
+                        stores[i].write(frame.index, frame.image, metadata)
+                        emit(FrameDone(task.job, frame.index))
                     except DreamerError as exc:
                         fail(i, exc)  # the video stays in its batches, so the others' frames do not change
                 if frame.index == 0:
                     continue
                 made[i] += 1
-                if frame.index == job.frames - 1:
+                if frame.index == task.frames - 1:
                     live.discard(i)
-                    if job.job not in result.failed:
-                        finish(i)
-                if len({made[k] for k in live}) <= 1 and live and stopping():
+                    if task.job not in result.failed:
+                        result.finished[task.job] = str(task.video.output)
+                if live and len({made[k] for k in live}) == 1 and stopping():
                     result.stopped = True  # between two rounds: every store ends on the same round
                     return result
         except Exception as exc:
@@ -278,35 +271,126 @@ class ZoomUnit:
     def abandon(self) -> None:
         """On the driver, when the unit stopped without finishing (its worker killed after Ctrl-C,
         or lost too often): remove frames made after the last round every video finished (at
-        most one per video), so a later ``--resume`` batches exactly like an uninterrupted run."""
+        most one per video, all made by this run), so a later ``--resume`` batches exactly like
+        an uninterrupted run."""
         from ..io.video import FrameStore
 
-        stores = [FrameStore(Path(job.store)) for job in self.jobs]
+        stores = [FrameStore(Path(t.store)) for t in self.tasks]
         counts = [store.count() for store in stores]
         try:
-            done = resume_point([j.done for j in self.jobs], counts, [j.frames for j in self.jobs])
+            done = resume_point([t.done for t in self.tasks], counts, [t.frames for t in self.tasks])
         except ValueError:
             return
         for store, count, keep in zip(stores, counts, done):
             for index in range(count - 1, keep - 1, -1):  # from the end, so the count stays consistent
                 store.frame_path(index).unlink(missing_ok=True)
 
-    def settle(self, result: UnitResult) -> None:
-        """On the driver, once the result is in: remove the frame stores of finished videos
-        (unless frames are the output or were asked to be kept)."""
-        from ..io.video import FrameStore
 
-        for job in self.jobs:
-            if job.job in result.finished and job.kind != "frames" and not job.keep_frames:
-                FrameStore(Path(job.store)).clear()
-
-
-def zoom_units(jobs: Sequence[ZoomJob], *, batch_size: int | None = None,
+def zoom_units(tasks: Sequence[ZoomTask], *, batch_size: int | None = None,
                dream: Callable | None = None) -> list[ZoomUnit]:
-    """The units of `jobs` (see `partition`), numbered from 0; jobs must be numbered distinctly."""
-    if len({job.job for job in jobs}) != len(jobs):
+    """The units of `tasks` (see `partition`), numbered from 0; tasks must be numbered distinctly."""
+    if len({t.job for t in tasks}) != len(tasks):
         raise ValueError("job numbers must be distinct")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "an integer >= 1, or None for no limit")
-    return [ZoomUnit(n, tuple(jobs[i] for i in group), batch_size, dream)
-            for n, group in enumerate(partition(jobs, batch_size))]
+    return [ZoomUnit(n, tuple(tasks[i] for i in group), batch_size, dream)
+            for n, group in enumerate(partition(tasks, batch_size))]
+
+
+# --- the driver's side: a ZoomSession made on the cluster -------------------------------------------
+
+
+def session_tasks(session) -> list[ZoomTask]:
+    """A task for each video of the open `session` with frames still to make."""
+    import dataclasses
+
+    tasks = []
+    for number, video in enumerate(session.videos):
+        if video in session.todo:
+            job = dataclasses.replace(video.job, start=video.start.detach().cpu())
+            tasks.append(ZoomTask(number, job, str(video.store.folder.absolute()), video.kind, video.done,
+                                  session.model, session.weights))
+    return tasks
+
+
+def check_sizes(session, min_size: int) -> tuple[list[str], dict[int, DreamerError]]:
+    """Warnings for videos too small for all their octaves, and the videos too small for the
+    network at all (by position), each checked on its own (`octave_warning`, as the session does)."""
+    from ..loops import octave_warning
+
+    warnings: list[str] = []
+    bad: dict[int, DreamerError] = {}
+    for number, video in enumerate(session.videos):
+        if video not in session.todo:
+            continue
+        h, w = video.job.start.shape[-2:]
+        for config in video.job.config.dreams:
+            try:
+                message = octave_warning(video.name, (int(h), int(w)), config, min_size)
+            except DreamerError as exc:
+                if not exc.message.startswith(f"{video.name}:"):
+                    exc.message = f"{video.name}: {exc.message}"
+                    exc.args = (exc.message,)
+                bad[number] = exc
+                break
+            if message and message not in warnings:
+                warnings.append(message)
+    return warnings, bad
+
+
+def run_session(session, pool, *, batch_size: int | None = None, dream: Callable | None = None,
+                on_event: Callable | None = None, skip: dict[int, DreamerError] | None = None,
+                max_attempts: int = 3, stop_grace: float = 30.0):
+    """Make the videos of the open `session` on the workers of `pool` and finish them.
+
+    Videos already complete are finished here first; `skip` (position -> error) fails videos
+    without running them. Each unit's videos are finished on the driver (encoded from the
+    shared frame stores, verified, stores removed: `ZoomSession.finish`) once the unit's result
+    is in, so a worker that dies never finds a finished video's store gone. After Ctrl-C or
+    failures, `session.interrupted()` writes the partial videos; Ctrl-C then raises
+    `RunInterrupted`. Returns the `RunReport` (jobs numbered by position in ``session.videos``).
+    """
+    from .runner import JobReport, RunInterrupted, run_units
+
+    skip = dict(skip or {})
+    before: list[Event] = []
+    for number, video in enumerate(session.videos):
+        if number in skip:
+            video.status = "failed"
+            before.append(JobFailed(number, skip[number].message, skip[number].exit_code))
+        elif video.status != "finished" and video.done >= video.frames:
+            before.extend(_finish(session, number))
+    tasks = [t for t in session_tasks(session) if t.job not in skip]
+    units = zoom_units(tasks, batch_size=batch_size, dream=dream)
+
+    def settle(unit: ZoomUnit, result: UnitResult) -> UnitResult:
+        final = UnitResult(failed=dict(result.failed), stopped=result.stopped)
+        for job in result.failed:
+            session.videos[job].status = "failed"
+        for job in result.finished:
+            for event in _finish(session, job):
+                if isinstance(event, JobFinished):
+                    final.finished[job] = event.output
+                else:
+                    final.failed[job] = (event.message, event.exit_code)
+        return final
+
+    try:
+        report = run_units(units, pool, settle=settle, before=before, on_event=on_event,
+                           max_attempts=max_attempts, stop_grace=stop_grace)
+    except BaseException:
+        session.interrupted()
+        raise
+    if any(j.status != "finished" for j in report.jobs):
+        session.interrupted()
+    return report
+
+
+def _finish(session, number: int) -> list[Event]:
+    video = session.videos[number]
+    try:
+        output = session.finish(video)
+    except DreamerError as exc:
+        message = exc.message if exc.message.startswith(f"{video.name}:") else f"{video.name}: {exc.message}"
+        return [JobFailed(number, message, exc.exit_code)]
+    return [JobFinished(number, str(output))]
