@@ -50,7 +50,8 @@ def dream(
     - `config` and keyword `overrides` (any `DreamConfig` field, e.g. ``layers=["mixed4c:97"]``,
       ``octaves=3``) choose the dream, resolved like the command line's flags
       (`DreamConfig.override`): naming only classes drops the default layer, and naming only
-      layers drops any classes. ``param="fft"`` runs a render, ``pixel`` the classic loop.
+      layers drops any classes; naming neither dreams about the model's default layer.
+      ``param="fft"`` runs a render, ``pixel`` the classic loop.
     - `threads`: CPU threads for torch (see `dreamer.set_threads`); None keeps the current number.
     """
     base = config or DreamConfig()
@@ -58,6 +59,10 @@ def dream(
     set_threads(threads)
     if network is None:
         network = load_model(model or config.model, weights=weights, device=resolve_device(device))
+    spec = (network.network if isinstance(network, PreparedNetwork) else network).spec
+    if spec is not None and base == DreamConfig() and not {"layers", "classes"} & set(overrides):
+        # nothing to dream named: the model's own default layer (DreamConfig's is GoogLeNet's), as the CLI does
+        config = config.replace(layers=(spec.default_layer,))
     from .io import images
 
     if isinstance(image, (str, os.PathLike)):

@@ -163,6 +163,7 @@ def check_preset(preset: Preset) -> None:
     channels and classes are the model's."""
     from .classes import resolve_class
     from .models import get_spec
+    from .targets import check_channels
 
     source = f"preset file {preset.path}" if preset.path is not None else f"preset {preset.name!r}"
     config = preset.config
@@ -175,10 +176,11 @@ def check_preset(preset: Preset) -> None:
             info = spec.resolve(target.layer)
         except UsageError as exc:
             raise PresetError(f"{source}: key 'layers': {exc.message}", hint=f"see `dreamer layers --model {spec.name}`") from None
-        if target.channels is not None and info.channels is not None:
-            bad = [c for c in target.channels if c >= info.channels]
-            if bad:
-                raise _bad(source, "layers", str(target), f"{info.name} has channels 0-{info.channels - 1}")
+        if target.channels is not None:
+            try:
+                check_channels(info, target.channels)
+            except ConfigError as exc:
+                raise _bad(source, "layers", str(target), exc.allowed) from None
     for target in config.classes:
         try:
             resolve_class(target.name, spec.categories)
@@ -278,10 +280,9 @@ def parse_preset(
             source, "classes", fields["classes"], parse_class_target,
             'a list of ImageNet classes such as ["banana", "954", "anemone fish=0.5"]',
         )
-        # a class preset means the classes only, unless it names layers too
-        fields.setdefault("layers", ())
     try:
-        config = DreamConfig(**fields)
+        # a class preset means the classes only, unless it names layers too (DreamConfig.override)
+        config = DreamConfig().override(**fields)
     except ConfigError as exc:
         key = exc.field if exc.field in PRESET_KEYS else "layers"
         raise _bad(source, key, exc.value, exc.allowed, exc.hint) from None

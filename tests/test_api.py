@@ -91,6 +91,17 @@ def test_classes_alone_drop_the_default_layer(network, image):
     assert torch.equal(one, dreamer.dream(image, network=network, layers=["mixed3a"], **fields))
 
 
+def test_naming_nothing_dreams_the_models_default_layer(image):
+    # DreamConfig's default layer is GoogLeNet's; another model dreams about its own default
+    net = dreamer.load_model("alexnet", weights="random:0", device="cpu")
+    big = torch.nn.functional.interpolate(image, size=(96, 120), mode="bilinear")
+    seen = []
+    out = dreamer.dream(big, network=net, octaves=1, steps=1, progress=seen.append)
+    assert out.shape == big.shape and len(seen) == 1
+    with pytest.raises(UnknownNameError):
+        dreamer.dream(big, network=net, layers=["mixed4c"], octaves=1, steps=1)
+
+
 def test_a_prepared_network_is_reused_and_gives_the_same_dream(network, image):
     prepared = dreamer.prepare(network)
     out = dreamer.dream(image, network=prepared, **FAST)
@@ -118,6 +129,26 @@ def test_threads(network, image):
         assert dreamer.set_threads(None) == 1  # None changes nothing
         with pytest.raises(dreamer.errors.ConfigError):
             dreamer.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_flag(tmp_path, monkeypatch, network):
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+
+    monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        out = tmp_path / "t.png"
+        args = ["run", "noise:48x48", "--layer", "mixed3a", "--octaves", "1", "--steps", "1", "-q", "-o", str(out)]
+        result = CliRunner().invoke(main, [*args, "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1 and out.exists()
+        result = CliRunner().invoke(main, [*args, "--threads", "0", "-f"])
+        assert result.exit_code == 2 and "--threads" in result.output
     finally:
         torch.set_num_threads(before)
 

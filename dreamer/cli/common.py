@@ -217,8 +217,20 @@ runtime_options = _options(
         help="Weights: pretrained (downloaded once), random (untrained, for tests), or a state-dict file.",
     ),
     option("--device", "-d", metavar="auto|cpu|cuda[:N]|mps", show_default="auto", help="Device."),
+    option(
+        "--threads", type=click.IntRange(min=1), metavar="N", expose_value=False, callback=lambda _c, _p, n: _threads(n),
+        show_default="OMP_NUM_THREADS if set, else torch's choice", help="CPU threads for torch (fewer help on a busy machine).",
+    ),
     option("--quiet", "-q", is_flag=True, help="No progress or warnings."),
 )
+
+
+def _threads(n: int | None) -> None:
+    # applied while the flags are read, before any work (torch is imported only when given)
+    if n is not None:
+        from ..devices import set_threads
+
+        set_threads(n)
 
 # Options with one meaning in every command that has them (see docs: one name, one meaning).
 output_option = option(
@@ -287,18 +299,15 @@ def config_from_flags(flags: dict[str, Any]):
             changes[fieldname] = flags[flag]
     if flags.get("layers"):
         changes["layers"] = tuple(parse_layer_target(s) for s in flags["layers"])
-        if not flags.get("classes"):
-            changes["classes"] = ()
     if flags.get("classes"):
         changes["classes"] = tuple(parse_class_target(s) for s in flags["classes"])
-        if not flags.get("layers"):
-            changes["layers"] = ()
     if preset is None and not flags.get("layers") and not flags.get("classes") and flags.get("model"):
         # nothing to dream named: the model's own default layer (DreamConfig's is GoogLeNet's)
         from ..models import get_spec
 
         changes["layers"] = (parse_layer_target(get_spec(flags["model"]).default_layer),)
-    return (base.replace(**changes) if changes else base), preset
+    # naming only layers (or only classes) names the whole objective (DreamConfig.override)
+    return base.override(**changes), preset
 
 
 def scaled_size(hw: tuple[int, int], size: int | None) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import torch
 from ..config import LayerTarget, parse_layer_target
 from ..errors import ConfigError, ImageError, UsageError
 from ..models import LayerInfo
+from ..targets import check_channels
 
 __all__ = ["resolve_layer", "resolve_unit", "as_batch", "check_size", "feature_maps", "class_scores", "slug"]
 
@@ -53,8 +54,7 @@ def resolve_unit(
     if len(chans) != 1:
         raise UsageError(f"{what} takes one channel, not {len(chans)} ({target})", hint=f"e.g. {info.name}:{chans[0]}")
     c = chans[0]
-    if info.channels is not None and c >= info.channels:
-        raise ConfigError("channel", c, f"{info.name} has channels 0-{info.channels - 1}")
+    check_channels(info, [c])
     return info, c
 
 
