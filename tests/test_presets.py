@@ -164,12 +164,12 @@ def test_presets_show_on_a_model_that_does_not_fit(args, fragments):
 
 def test_run_a_role_preset_on_another_model(tmp_path, photo):
     out = tmp_path / "out.png"
-    args = ["run", str(photo), "--preset", "low-level", "--model", "alexnet", "--weights", "random:0",
+    args = ["run", str(photo), "--preset", "low-level", "--model", "resnet50", "--weights", "random:0",
             "--size", "64", "--steps", "1", "--octaves", "1", "-q", "-o", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     record = parse_metadata(read_metadata(out))
-    assert record["model"] == "alexnet" and record["config"]["layers"] == ["@shallow=0.5", "@lower"]
+    assert record["model"] == "resnet50" and record["config"]["layers"] == ["@shallow=0.5", "@lower"]
 
 
 def test_user_preset_with_an_unknown_role(tmp_path):
