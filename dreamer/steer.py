@@ -2,8 +2,9 @@
 
 `Controls` holds what steers a dream besides its `DreamConfig` (which stays plain data):
 loaded guide images, a mask, whether to keep the input's colours, and a diversity term.
-`dream` builds the objective from both, runs the loop (`dreamer.loops.deepdream.dream`, which
-hands ``param="fft"`` to the render loop) and finishes the result:
+`dream` builds the objective from both, runs the loop the config asks for
+(`dreamer.loops.run_config`: the classic octave loop, or the render loop for ``param="fft"``)
+and finishes the result:
 
 - guides (`Guide`): at each layer term of the config, the plain amplification (`layer_l2`) is
   replaced by `objectives.guide` with the guide image's features at that layer, so every
@@ -45,6 +46,8 @@ __all__ = [
     "parse_diversity",
     "guide_features",
     "steered_objective",
+    "check_batch",
+    "finish",
     "dream",
     "DIVERSITY_ROLE",
 ]
@@ -314,19 +317,23 @@ def dream(
 ) -> torch.Tensor:
     """Dream on `images` (B,3,H,W) float RGB in [0,1] (never modified) steered by `controls`.
 
-    Same contract as `dreamer.loops.deepdream.dream` (which it calls, and which it can stand in
+    `network`: a loaded Network, or a `dreamer.backend.PreparedNetwork` held across calls.
+
+    Same contract as `dreamer.loops.run_config` (which it calls, and which it can stand in
     for, e.g. as `zoom_frames`'s ``dream``): returns a new (B,3,H,W) float32 tensor in [0,1] on
     the network's device. `objective`, if given, replaces the one built by `steered_objective`
     (guides and diversity are then the caller's business; colours and mask still apply).
     """
-    from .loops.deepdream import dream as loop_dream
+    from .backend import PreparedNetwork
+    from .loops import run_config
 
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (B,3,H,W), got {tuple(images.shape)}")
     check_batch(controls, images.shape[0])
     if objective is None and (controls.guides or controls.diversity is not None):
-        objective = steered_objective(network, config, controls)
-    out = loop_dream(images, network, config, objective=objective, seeds=seeds, progress=progress)
+        plain = network.network if isinstance(network, PreparedNetwork) else network
+        objective = steered_objective(plain, config, controls)
+    out = run_config(images, network, config, objective=objective, seeds=seeds, progress=progress)
     if controls.keep_colors or controls.mask is not None:
         out = finish(out, images, controls)
     return out

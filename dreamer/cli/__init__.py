@@ -193,6 +193,7 @@ def _register() -> None:
     from . import zoom  # noqa: F401
     from . import video  # noqa: F401
     from . import models  # noqa: F401
+    from . import preview  # noqa: F401  (adds `presets preview`)
 
 
 _register()
