@@ -18,6 +18,7 @@ from .common import (
     option, parse_sources, runtime_options, size_option, warn,
 )
 from .progress import ProgressLine, SteadyRate, _fmt_seconds
+from .scale import ray_option
 
 KINDS = ("mp4", "gif", "webp", "frames")
 _EXTENSIONS = {"mp4": ".mp4", "gif": ".gif", "webp": ".webp", "frames": ".frames"}
@@ -204,12 +205,13 @@ def _jobs_from_file(path: Path, flags, zoom_kwargs, cycle, fps, size, max_pixels
 @option("--force", "-f", is_flag=True,
         help="Replace an existing output that you named, and dreamer's own frames (never other files).")
 @option("--resume", "-r", is_flag=True, help="Continue an interrupted run from its last finished frame.")
+@ray_option
 def zoom(
     sources: tuple[str, ...], frames: int | None, zoom_text: str | None, rotate_text: str | None,
     shift_text: str | None, fps: float | None, cycle_layer: tuple[str, ...], cycle_preset: tuple[str, ...],
     cycle_every: int | None, size: int | None, max_pixels: int | None, output: str | None, fmt: str | None,
     jobs_file: Path | None, batch: int | None, keep_frames: bool, force: bool, resume: bool, quiet: bool,
-    **flags: Any,
+    ray_address: str | None, **flags: Any,
 ) -> None:
     """Make infinite-zoom videos: dream a frame, zoom into it, dream again, ...
 
@@ -231,6 +233,7 @@ def zoom(
       dreamer zoom a.jpg b.jpg c.jpg -o videos/ --format gif
       dreamer zoom --jobs jobs.txt
       dreamer zoom photo.jpg -o photo.mp4 --resume     # after Ctrl-C
+      dreamer zoom --jobs jobs.txt --ray               # on a Ray cluster (docs/scale.md)
     """
     from ..io.video import check_fps
     from ..zoom.feedback import ZoomConfig, parse_ramp, parse_shift
@@ -279,6 +282,12 @@ def zoom(
     weights = str(parse_weights(flags.get("weights") or "pretrained"))
     mode = "resume" if resume else "force" if force else "new"
     with ZoomSession(jobs, model=model, weights=weights, mode=mode, keep_frames=keep_frames) as session:
+        if ray_address is not None and session.todo:
+            from .scale import zoom_on_ray
+
+            zoom_on_ray(session, ray_address, weights=flags.get("weights"), device=flags.get("device"), batch=batch,
+                        quiet=quiet, dream=_checked_dream(), report_unfinished=_report_unfinished)
+            return
         network = None
         if session.todo:
             network = open_network(model, flags.get("weights"), flags.get("device"), quiet=quiet)
