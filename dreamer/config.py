@@ -31,7 +31,13 @@ TRANSFORMS = ("none", "standard")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # module paths of custom networks may start with a digit ("2", "features.10"); "@deep" names a role
-_LAYER_RE = re.compile(r"^(?P<layer>@?\w[\w.]*)(?::(?P<channels>[^=]+))?(?:=(?P<weight>.+))?$")
+# a neuron adds "@center" or "@X,Y" after its channel: mixed4c:97@center, mixed4c:97@0.25,0.5
+_LAYER_RE = re.compile(
+    r"^(?P<layer>@?\w[\w.]*)(?::(?P<channels>[^=@]+))?(?:@(?P<position>[^=]*))?(?:=(?P<weight>.+))?$"
+)
+#: A neuron's position (x, y) written ``@center``: the middle of the layer's grid.
+CENTER = (0.5, 0.5)
+_POSITION_ALLOWED = "center, or X,Y as fractions 0-1 of the layer's width and height (e.g. @0.25,0.5)"
 _MAX_CHANNELS_LISTED = 4096
 _MAX_SEED = 2**64 - 1
 
@@ -72,11 +78,14 @@ class LayerTarget:
 
     `layer` is the user-facing name (e.g. ``mixed4c`` or an alias, or a module path for a
     custom network); names are resolved against a model only when the objective is built.
+    `position` (x, y), fractions 0-1 of the layer's width and height, makes the term one
+    neuron: its single channel at that place (`dreamer.objectives.neuron`).
     """
 
     layer: str
     channels: tuple[int, ...] | None = None
     weight: float = 1.0
+    position: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.layer, str) or not self.layer:
@@ -91,11 +100,16 @@ class LayerTarget:
         if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight):
             raise ConfigError("weight", self.weight, "a finite number")
         object.__setattr__(self, "weight", float(self.weight))
+        if self.position is not None:
+            _check_position(self.position, self)
 
     def __str__(self) -> str:
         text = self.layer
         if self.channels is not None:
             text += ":" + _format_channels(self.channels)
+        if self.position is not None:
+            x, y = self.position
+            text += "@center" if self.position == CENTER else f"@{x:g},{y:g}"
         if self.weight != 1.0:
             text += f"={self.weight:g}"
         return text
@@ -114,16 +128,50 @@ def _format_channels(channels: tuple[int, ...]) -> str:
     return ",".join(parts)
 
 
+def _check_position(position: object, target: LayerTarget) -> None:
+    ok = isinstance(position, tuple) and len(position) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0.0 <= v <= 1.0
+        for v in position
+    )
+    if not ok:
+        raise ConfigError("position", position, _POSITION_ALLOWED)
+    if target.channels is None or len(target.channels) != 1:
+        chans = "no channel" if target.channels is None else f"{len(target.channels)} channels"
+        shown = target.layer + (":" + _format_channels(target.channels) if target.channels else "")
+        shown += "@center" if tuple(position) == CENTER else "@{:g},{:g}".format(*position)  # type: ignore[arg-type]
+        raise ConfigError(
+            "neuron", shown, f"one channel at one position, e.g. {target.layer}:97@center; {chans} given"
+        )
+    object.__setattr__(target, "position", (float(position[0]), float(position[1])))  # type: ignore[index]
+
+
+def _parse_position(text: str, spec: str) -> tuple[float, float]:
+    word = text.strip().lower()
+    if word in ("center", "centre"):
+        return CENTER
+    parts = word.split(",")
+    try:
+        x, y = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        x = y = None
+    if x is None or y is None or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (x, y)):
+        raise ConfigError("position", text, _POSITION_ALLOWED, hint=f"in layer spec {spec!r}")
+    return (x, y)
+
+
 def parse_layer_target(spec: str) -> LayerTarget:
-    """Parse ``mixed4c``, ``mixed4c:97``, ``mixed4c:10,20,30``, ``mixed4c:0-15`` or ``mixed5a=0.5``."""
+    """Parse ``mixed4c``, ``mixed4c:97``, ``mixed4c:10,20,30``, ``mixed4c:0-15``, ``mixed5a=0.5``,
+    or a neuron: ``mixed4c:97@center``, ``mixed4c:97@0.25,0.5`` (x, y as fractions 0-1)."""
     m = _LAYER_RE.match(spec.strip())
     if not m:
         raise ConfigError(
-            "layer", spec, "NAME, NAME:CHANNELS or NAME=WEIGHT, e.g. mixed4c, mixed4c:97, mixed5a=0.5"
+            "layer", spec,
+            "NAME, NAME:CHANNELS, NAME=WEIGHT or NAME:CHANNEL@center, e.g. mixed4c, mixed4c:97, mixed5a=0.5",
         )
     channels = _parse_channels(m.group("channels"), spec) if m.group("channels") else None
     weight = _weight(m.group("weight"), spec) if m.group("weight") else 1.0
-    return LayerTarget(m.group("layer"), channels, weight)
+    position = _parse_position(m.group("position"), spec) if m.group("position") is not None else None
+    return LayerTarget(m.group("layer"), channels, weight, position)
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,10 @@ def build_objective(
     `dreamer.targets.resolve_targets`.
     """
     resolved = resolve_targets(network, layers, classes)
-    terms: list[Objective] = [t.weight * layer_l2(info.node, t.channels) for info, t in resolved.layers]
+    terms: list[Objective] = [
+        t.weight * (layer_l2(info.node, t.channels) if t.position is None else neuron(info.node, t.channels[0], *t.position))
+        for info, t in resolved.layers
+    ]
     terms += [t.weight * class_logit(index, resolved.logits.node) for index, t in resolved.classes]
     if not terms:
         raise ConfigError("objective", "", "at least one layer or class")

@@ -266,6 +266,52 @@ def test_neuron_position_is_a_fraction_of_the_grid():
         neuron("n", 7)({"n": acts})
 
 
+def test_neuron_specs_parse_print_and_build():
+    from dreamer.config import LayerTarget, parse_layer_target
+    from dreamer.objectives import build_objective
+
+    assert parse_layer_target("mixed4c:97@center") == LayerTarget("mixed4c", (97,), 1.0, (0.5, 0.5))
+    assert parse_layer_target("@deep:3@centre=2") == LayerTarget("@deep", (3,), 2.0, (0.5, 0.5))
+    assert parse_layer_target("mixed4c:97@0.25,1").position == (0.25, 1.0)
+    for spec in ("mixed4c:97@center", "mixed4c:97@0.25,0.5=2"):
+        assert str(parse_layer_target(spec)) == spec  # what metadata and presets write back
+    config = DreamConfig(layers=("mixed4a:97@center", "mixed4c=0.5"))
+    objective = build_objective(config_model(), config.layers)
+    assert [(w, t.name) for w, t in objective.terms] == [(1.0, "neuron(inception4a:97@center)"), (0.5, "l2(inception4c)")]
+
+
+def config_model():
+    from dreamer.models import get_spec
+
+    return get_spec("googlenet")
+
+
+@pytest.mark.parametrize(
+    "spec, field, words",
+    [
+        ("mixed4c@center", "neuron", "no channel given"),
+        ("mixed4c:3,4@center", "neuron", "2 channels given"),
+        ("mixed4c:97@middle", "position", "fractions 0-1"),
+        ("mixed4c:97@1.5,0", "position", "fractions 0-1"),
+        ("mixed4c:97@0.5", "position", "fractions 0-1"),
+        ("mixed4c:97@", "position", "fractions 0-1"),
+    ],
+)
+def test_neuron_syntax_errors_are_usage_errors(spec, field, words):
+    from dreamer.config import parse_layer_target
+
+    with pytest.raises(ConfigError, match=words) as info:
+        parse_layer_target(spec)
+    assert info.value.field == field and info.value.exit_code == 2
+
+
+def test_a_guide_cannot_steer_a_neuron(lite0):
+    coffee = steer.Guide(load_image("samples/coffee.png", size=64))
+    config = DreamConfig(layers=("block3:5@center",), **LITE)
+    with pytest.raises(ConfigError, match="not on a neuron"):
+        steer.steered_objective(lite0, config, steer.Controls(guides=(coffee,)))
+
+
 # --- diversity ----------------------------------------------------------------------------------
 
 
