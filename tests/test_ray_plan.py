@@ -214,3 +214,36 @@ def test_progress_counts_each_frame_once_and_gives_rate_and_eta():
     now[0] += 60
     assert progress.rate == 0.0  # nothing in the last 30 s
     assert progress.apply(WorkerLost(0, 1, "host:1", "killed", True)) and progress.retries == 1
+
+
+# --- the command line, before any cluster -----------------------------------------------------------------
+
+
+def zoom_cli(*args: str):
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+
+    return CliRunner().invoke(main, ["zoom", *args, "--weights", "random", "--steps", "1"])
+
+
+def test_zoom_ray_without_ray_says_how_to_install_it_before_any_work(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = zoom_cli("noise:48x48", "--ray", "-o", str(tmp_path / "z.gif"))
+    assert result.exit_code == 1, result.output
+    assert "pip install 'dreamer[ray]'" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zoom_ray_does_not_take_a_source_for_an_address(tmp_path):
+    result = zoom_cli("--ray", str(tmp_path / "photo.jpg"))
+    assert result.exit_code == 2, result.output
+    assert "not a Ray address" in result.output and "--ray local" in result.output
+
+
+def test_zoom_ray_refuses_a_numbered_device_and_leaves_nothing(tmp_path):
+    pytest.importorskip("ray", reason="the option checks that Ray is installed first")
+    result = zoom_cli("noise:48x48", "-o", str(tmp_path / "z.gif"), "--device", "cuda:1", "--ray")
+    assert result.exit_code == 2, result.output
+    assert "--device cuda:1 does not apply with --ray" in result.output
+    assert list(tmp_path.iterdir()) == []
