@@ -38,6 +38,11 @@ def dream(
     seeds: list[int] | None = None,
     progress: ProgressFn | None = None,
     threads: int | None = None,
+    guide: Any = None,
+    mask: Any = None,
+    keep_colors: bool = False,
+    diversity: Any = None,
+    batch: int | None = None,
     **overrides: Any,
 ) -> Any:
     """Dream on a PIL image, an image file path, or a tensor, and return the same kind of thing.
@@ -53,6 +58,13 @@ def dream(
       layers drops any classes; naming neither dreams about the model's default layer.
       ``param="fft"`` runs a render, ``pixel`` the classic loop.
     - `threads`: CPU threads for torch (see `dreamer.set_threads`); None keeps the current number.
+    - Controls (`dreamer.steer`, docs/controls.md): `guide` an image (path, ``"path=W"``, PIL
+      image, tensor or `steer.Guide`) or a list of them, grown at the layers; `mask` an image
+      (path, PIL, tensor in [0,1]): dream where white, black stays bit-identical; `keep_colors`
+      keeps the input's colours; `batch` N dreams N variations of one image (seeds
+      ``config.seed`` .. +N-1, or `seeds`) and returns N results (a list of PIL images, or an
+      (N,3,H,W) tensor); `diversity` (a weight, ``"LAYER=W"`` or `steer.Diversity`) makes them
+      differ, and needs a batch of 2 or more.
     """
     base = config or DreamConfig()
     config = base.override(**overrides) if overrides else base
@@ -76,11 +88,60 @@ def dream(
     else:
         raise TypeError(f"image must be a PIL image, a path or a tensor, not {type(image).__name__}")
     single = image.dim() == 3
-    batch = image.unsqueeze(0) if single else image
-    out = run_config(batch, network, config, seeds=seeds, progress=progress).cpu()
+    images_in = image.unsqueeze(0) if single else image
+    controls = _controls(guide, mask, keep_colors, diversity)
+    if batch is not None:
+        from .errors import ConfigError
+
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ConfigError("batch", batch, "a whole number of variations, at least 1")
+        if images_in.shape[0] != 1:
+            raise ConfigError("batch", batch, "variations of one image (this call has several)")
+        images_in = images_in.expand(batch, -1, -1, -1)
+        seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(batch)]
+    if controls is None:
+        out = run_config(images_in, network, config, seeds=seeds, progress=progress).cpu()
+    else:
+        from .steer import dream as steered
+
+        out = steered(images_in, network, config, controls=controls, seeds=seeds, progress=progress).cpu()
+    if batch is not None:
+        return [images.to_pil(x) for x in out] if as_pil else out
     if as_pil:
         return images.to_pil(out[0])
     return out[0] if single else out
+
+
+def _controls(guide: Any, mask: Any, keep_colors: bool, diversity: Any):
+    """The `dreamer.steer.Controls` the keyword arguments ask for, or None when none is given."""
+    if guide is None and mask is None and not keep_colors and diversity is None:
+        return None
+    from .io import images
+    from .steer import Controls, Diversity, Guide, parse_diversity
+
+    def as_tensor(value: Any) -> torch.Tensor:
+        return images.from_pil(value) if images.is_pil(value) else value
+
+    guides = []
+    for g in guide if isinstance(guide, (list, tuple)) else ([] if guide is None else [guide]):
+        if isinstance(g, Guide):
+            guides.append(g)
+        elif isinstance(g, (str, os.PathLike)):
+            guides.append(Guide.load(g))
+        else:
+            guides.append(Guide(as_tensor(g), source="PIL image" if images.is_pil(g) else "tensor"))
+    mask_source = None
+    if isinstance(mask, (str, os.PathLike)):
+        from .masks import load_mask
+
+        mask, mask_source = load_mask(mask), os.fspath(mask)
+    elif mask is not None:
+        mask = as_tensor(mask)
+    if isinstance(diversity, str):
+        diversity = parse_diversity(diversity)
+    elif diversity is not None and not isinstance(diversity, Diversity):
+        diversity = Diversity(diversity)
+    return Controls(guides=tuple(guides), mask=mask, mask_source=mask_source, keep_colors=bool(keep_colors), diversity=diversity)
 
 
 def noise(width: int, height: int, *, seed: int = 0, param: str = "pixel") -> torch.Tensor:

@@ -287,7 +287,7 @@ def check_batch(controls: Controls, batch: int) -> None:
     if controls.diversity is not None and batch < 2:
         raise ConfigError(
             "batch", batch, "at least 2 images: diversity makes the images of a batch differ from each other",
-            hint="add --batch 4 (or pass 2 or more images)",
+            hint="dream 2 or more images together: --batch 4 on the command line, batch=4 in Python",
         )
 
 

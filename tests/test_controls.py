@@ -364,3 +364,30 @@ def test_diversity_layer_defaults_and_composes(network):
     combined = 0.5 * neuron("inception4a", 97) + 3 * diversity("inception4a") - class_logit(1)
     assert [w for w, _ in combined.terms] == [0.5, 3.0, -1.0]
     assert layer_l2("x").key != neuron("x", 0).key
+
+
+# --- the Python API -----------------------------------------------------------------------------
+
+
+def test_api_controls_from_plain_values(network, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import dreamer
+
+    photo = Image.open("samples/chelsea.png").convert("RGB").resize((80, 60))
+    mask = np.zeros((30, 40), dtype=np.uint8)
+    mask[:, 25:] = 255  # right side white; a smaller mask, scaled to the photo
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    fast = dict(network=network, layers=["mixed3a"], octaves=1, steps=2, jitter=2)
+    out = dreamer.dream(photo, mask=tmp_path / "mask.png", keep_colors=True, **fast)
+    before, after = np.asarray(photo), np.asarray(out)
+    assert np.array_equal(after[:, :40], before[:, :40])  # under black: the same bytes
+    assert np.abs(after[:, 60:].astype(int) - before[:, 60:]).mean() > 1
+    variations = dreamer.dream(photo, batch=3, diversity=5, guide=photo, **fast)
+    assert len(variations) == 3 and all(v.size == (80, 60) for v in variations)
+    assert not np.array_equal(np.asarray(variations[0]), np.asarray(variations[1]))
+    with pytest.raises(ConfigError, match="at least 2 images"):
+        dreamer.dream(photo, diversity=5, **fast)
+    with pytest.raises(ConfigError, match="batch"):
+        dreamer.dream(torch.rand(2, 3, 64, 64), batch=2, **fast)
