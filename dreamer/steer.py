@@ -47,6 +47,7 @@ __all__ = [
     "guide_features",
     "steered_objective",
     "check_batch",
+    "check_controls",
     "finish",
     "dream",
     "DIVERSITY_ROLE",
@@ -239,6 +240,17 @@ class Controls:
         return out
 
 
+def check_controls(config: DreamConfig, controls: Controls) -> None:
+    """The mistakes that need no network: a guide with a neuron term (ConfigError)."""
+    if controls.guides:
+        for target in config.layers:
+            if getattr(target, "position", None) is not None:
+                raise ConfigError(
+                    "guide", controls.guides[0].source, "a guide acts on whole layers, not on a neuron",
+                    hint=f"drop the @position from {target}, or the guide",
+                )
+
+
 def steered_objective(network, config: DreamConfig, controls: Controls = Controls()):
     """The objective of `config`'s layer and class terms on `network`, steered by `controls`.
 
@@ -251,6 +263,7 @@ def steered_objective(network, config: DreamConfig, controls: Controls = Control
     from .objectives import build_objective, diversity, guide
     from .targets import resolve_targets
 
+    check_controls(config, controls)
     layers = tuple(config.layers)
     if not controls.guides:
         objective = build_objective(network, layers, config.classes)
@@ -259,11 +272,6 @@ def steered_objective(network, config: DreamConfig, controls: Controls = Control
             layers = (LayerTarget("@default") if network.spec is not None else _no_layer("guide"),)
         terms = []
         for info, target in resolve_targets(network, layers).layers:
-            if getattr(target, "position", None) is not None:
-                raise ConfigError(
-                    "guide", controls.guides[0].source, "a guide acts on whole layers, not on a neuron",
-                    hint=f"drop the @position from {target}, or the guide",
-                )
             for g in controls.guides:
                 feats = g.features(network, info.node)
                 terms.append(target.weight * g.weight * guide(info.node, feats, target.channels))

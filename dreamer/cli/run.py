@@ -12,12 +12,14 @@ from .common import (
     check_finite, check_targets, config_from_flags, dream_options, each_source, force_option, load_source, make_folders,
     max_pixels_option, open_network, output_option, parse_sources, plan_outputs, runtime_options, size_option, warn,
 )
+from .controls import check_batch_outputs, control_options, control_warnings, controls_from_flags
 from .progress import ProgressLine
 
 
 @main.command()
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @dream_options
+@control_options(batch=True)
 @runtime_options
 @size_option()
 @max_pixels_option
@@ -35,7 +37,12 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
       dreamer run photo.jpg --layer mixed3b --layer mixed4c=0.5 --octaves 5
       dreamer run photo.jpg --preset high-level -o out.png
       dreamer run noise:512x512 --class banana --param fft --transforms standard
+      dreamer run photo.jpg --guide flowers.jpg --mask sky.png --keep-colors
+      dreamer run noise:224x224 --class banana --param fft --batch 4 --diversity 50 --sheet
+
+    Controls (guide, mask, kept colours, neurons, diversity): docs/controls.md.
     """
+    controls, batch, sheet = controls_from_flags(flags, max_pixels=max_pixels)
     config, preset = config_from_flags(flags)
     texts = list(images)
     if not texts and preset is not None and preset.start:
@@ -49,14 +56,19 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
         raise UsageError("no image given", hint="dreamer run photo.jpg (or noise:512x512)")
     sources = parse_sources(texts, size=size, max_pixels=max_pixels)
     check_targets(config)
+    from ..steer import check_controls
+
+    check_controls(config, controls)
     outputs = plan_outputs(sources, output, force=force, tail=".dream.png")
+    check_batch_outputs(outputs, batch, sheet, force=force)
 
     import torch
 
     from ..backend import prepare
-    from ..io.images import save_image
     from ..io.metadata import build_metadata
-    from ..loops import noise_amplitude, octave_warning, run_config
+    from ..loops import noise_amplitude, octave_warning
+    from ..steer import dream
+    from .controls import batch_seeds, save_results, start_images
 
     if len(sources) == 1 and sources[0].path is not None:
         from ..io.images import check_image
@@ -67,27 +79,38 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
 
     def work(n: int, src, out: Path) -> None:
         amplitude = noise_amplitude(config.param)
-        image = load_source(src, size=size, seed=config.seed, max_pixels=max_pixels, noise_amplitude=amplitude)
+        seeds = batch_seeds(config.seed, batch)
+        image = start_images(
+            lambda seed: load_source(src, size=size, seed=seed, max_pixels=max_pixels, noise_amplitude=amplitude),
+            src.is_noise, seeds,
+        )
         too_small = octave_warning(src.text, tuple(image.shape[-2:]), config, network.min_size)
-        if too_small:
-            warn(too_small, quiet=quiet)
+        for message in [too_small] + control_warnings(controls, tuple(image.shape[-2:]), src.text, noise=src.is_noise):
+            if message:
+                warn(message, quiet=quiet)
         label = f"[{n}/{len(sources)}] {src.stem}" if len(sources) > 1 else src.stem
         bar = ProgressLine(label, quiet=quiet)
 
         def report(p) -> None:
             bar.update(p.done, p.total, f"octave {p.octave + 1}/{p.octaves} step {p.step + 1}/{p.steps}")
 
-        result = run_config(image, prepared, config, progress=report)
+        result = dream(image, prepared, config, controls=controls, seeds=seeds, progress=report)
         bar.close()
         check_finite(result, config)
-        meta = build_metadata(
-            config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
-            size=size,
-        )
+
+        def meta(seed: int) -> dict[str, str]:
+            extra = {"controls": controls.to_dict()} if not controls.empty else {}
+            if batch > 1:
+                extra["batch"] = batch
+            return build_metadata(
+                config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
+                size=size, seed=seed, **extra,
+            )
+
         make_folders(out)
-        save_image(result[0].cpu(), out, metadata=meta, force=force)
-        if not quiet:
-            click.echo(str(out))
+        for path in save_results(result, out, sheet=sheet, seeds=seeds, metadata=meta, force=force):
+            if not quiet:
+                click.echo(str(path))
         del result
         if network.device.type == "cuda":
             torch.cuda.empty_cache()
