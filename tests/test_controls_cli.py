@@ -141,3 +141,21 @@ def test_bad_control_input(loads, photo, tmp_path, extra, code, words):
     assert r.output.count("Error") == 1
     assert not out.exists()
     assert loads == []  # refused before the model loads
+
+
+def test_zoom_with_a_mask_keeps_the_black_part_of_every_frame(loads, photo, tmp_path):
+    mask = _mask(tmp_path / "half.png")
+    frames = tmp_path / "frames"
+    args = ["zoom", str(photo), "-w", "random", "-l", "mixed3a", "--steps", "2", "--frames", "3", "--zoom", "1",
+            "--mask", str(mask), "--keep-colors", "--format", "frames", "-o", f"{frames}/", "-q"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    shots = [_pixels(p) for p in sorted(frames.glob("frame_*.png"))]
+    assert len(shots) == 3
+    for later in shots[1:]:
+        assert np.array_equal(later[:, :38], shots[0][:, :38])
+        assert np.abs(later[:, 44:] - shots[0][:, 44:]).mean() > 0.5
+    r = CliRunner().invoke(main, ["zoom", str(photo), "-w", "random", "--mask", str(photo.parent / "nope.png")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = CliRunner().invoke(main, ["zoom", str(photo), "-w", "random", "-l", "mixed4a:97@center", "--guide", str(photo)])
+    assert r.exit_code == 2 and "not on a neuron" in r.output

@@ -17,6 +17,7 @@ from .common import (
     FiniteFloat, check_targets, config_from_flags, dream_options, load_source, max_pixels_option, open_network,
     option, parse_sources, runtime_options, size_option, warn,
 )
+from .controls import control_options, controls_from_flags
 from .progress import ProgressLine, SteadyRate, _fmt_seconds
 from .scale import ray_option
 
@@ -192,6 +193,7 @@ def _jobs_from_file(path: Path, flags, zoom_kwargs, cycle, fps, size, max_pixels
 @option("--cycle-preset", multiple=True, metavar="NAME|FILE", help="Cycle through presets, repeatable.")
 @option("--cycle-every", type=int, metavar="N", show_default="50", help="Frames per cycle stage.")
 @dream_options(octaves=1, steps=5)
+@control_options
 @runtime_options
 @size_option()
 @max_pixels_option
@@ -230,6 +232,7 @@ def zoom(
       dreamer zoom noise:512x512 --layer mixed4c:97 --rotate 0.5 -o spin.gif
       dreamer zoom photo.jpg --cycle-layer mixed3b --cycle-layer mixed4c --cycle-every 50
       dreamer zoom photo.jpg --zoom 1.01:1.08 --frames 300 --octaves 2 --steps 4
+      dreamer zoom photo.jpg --mask sky.png --keep-colors --guide flowers.jpg
       dreamer zoom a.jpg b.jpg c.jpg -o videos/ --format gif
       dreamer zoom --jobs jobs.txt
       dreamer zoom photo.jpg -o photo.mp4 --resume     # after Ctrl-C
@@ -237,6 +240,9 @@ def zoom(
     """
     from ..io.video import check_fps
     from ..zoom.feedback import ZoomConfig, parse_ramp, parse_shift
+
+    # guide and mask images are read now, before anything else (each frame is steered alike)
+    controls = controls_from_flags(flags, max_pixels=max_pixels)[0]
 
     if force and resume:
         raise UsageError("give --force or --resume, not both",
@@ -276,6 +282,11 @@ def zoom(
     if len(models) > 1:
         raise UsageError(f"one model per call, but the settings ask for {', '.join(sorted(models))}")
     model = models.pop()
+    from ..steer import check_controls
+
+    for job in jobs:
+        for dream_config in job.config.dreams:
+            check_controls(dream_config, controls)
     from ..models.weights import parse_weights
     from ..zoom.session import ZoomSession
 
@@ -286,31 +297,35 @@ def zoom(
             from .scale import zoom_on_ray
 
             zoom_on_ray(session, ray_address, weights=flags.get("weights"), device=flags.get("device"), batch=batch,
-                        quiet=quiet, dream=_checked_dream(), report_unfinished=_report_unfinished)
+                        quiet=quiet, dream=_checked_dream(controls), report_unfinished=_report_unfinished)
             return
         network = None
         if session.todo:
             network = open_network(model, flags.get("weights"), flags.get("device"), quiet=quiet)
             for message in session.size_warnings(network):
                 warn(message, quiet=quiet)
-        _run(session, network, batch=batch, quiet=quiet)
+        _run(session, network, batch=batch, quiet=quiet, controls=controls)
 
 
-def _checked_dream():
-    """The loop every frame is dreamed with, refusing a frame with NaN/inf values (which would
-    otherwise be stored as black) with the setting that likely caused it."""
-    from ..loops import run_config
+def _checked_dream(controls=None):
+    """The loop every frame is dreamed with (steered by `controls`: guide, mask, kept colours),
+    refusing a frame with NaN/inf values (which would otherwise be stored as black) with the
+    setting that likely caused it."""
+    from ..steer import Controls
+    from ..steer import dream as steered
     from .common import check_finite
 
+    controls = controls if controls is not None else Controls()
+
     def dream(images, network, config, **kwargs):
-        out = run_config(images, network, config, **kwargs)
+        out = steered(images, network, config, controls=controls, **kwargs)
         check_finite(out, config, what="a frame")
         return out
 
     return dream
 
 
-def _run(session, network, *, batch: int | None, quiet: bool) -> None:
+def _run(session, network, *, batch: int | None, quiet: bool, controls=None) -> None:
     """Run the session with a progress line, and say what happened (also after Ctrl-C)."""
     videos = session.videos
     todo = session.todo
@@ -339,7 +354,7 @@ def _run(session, network, *, batch: int | None, quiet: bool) -> None:
                 click.echo(str(video.output))
 
     try:
-        session.run(network, batch_size=batch, on_event=on_event, dream=_checked_dream())
+        session.run(network, batch_size=batch, on_event=on_event, dream=_checked_dream(controls))
     except KeyboardInterrupt:
         bar.close()
         _report_unfinished(session)
