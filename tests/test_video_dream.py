@@ -19,7 +19,8 @@ from dreamer.errors import ConfigError
 from dreamer.io.audio import audio_packets
 from dreamer.io.video_in import probe_video
 from dreamer.video.frames import VideoConfig, VideoInput, dream_frames, dream_streams
-from dreamer.video.session import VideoInterrupted, VideoJob, dream_video, dream_videos, partial_path
+from dreamer.io.video import partial_path
+from dreamer.video.session import VideoInterrupted, dream_video, dream_videos
 from video_clips import decode, flicker, moving_frames, write_clip
 
 import dreamer.cli.video  # noqa: F401  (registers the command, also before cli/__init__ lists it)
@@ -94,26 +95,28 @@ def test_resumed_stream_continues_exactly(network):
     assert all(np.array_equal(a, b) for a, b in zip(whole[3:], rest))
 
 
-def test_videos_of_one_size_share_a_batch(network, monkeypatch):
-    import dreamer.loops.deepdream as loop
+def test_videos_of_one_size_share_a_batch(network):
+    from dreamer.loops.deepdream import dream
 
     sizes = []
-    real = loop.dream
 
     def watched(images, *args, **kwargs):
         sizes.append(images.shape[0])
-        return real(images, *args, **kwargs)
+        return dream(images, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "dream", watched)
     a, b = moving_frames(3, seed=1), moving_frames(3, seed=2)
     config = VideoConfig(dream=LIGHT)
-    made = list(dream_streams([VideoInput(a, index=0), VideoInput(b, index=1)], network, config))
+    made = list(dream_streams([VideoInput(a, index=0), VideoInput(b, index=1)], network, config, dream=watched))
     assert sizes == [2, 2, 2]
-    monkeypatch.setattr(loop, "dream", real)
+    assert [(m.video, m.index) for m in made] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
     alone = [m.image for m in dream_streams([VideoInput(b, index=1)], network, config)]
     batched = [m.image for m in made if m.video == 1]
     # the same frames as alone, up to float rounding in batched convolutions
     assert all(np.abs(x.astype(int) - y).max() <= 2 for x, y in zip(batched, alone))
+    sizes.clear()
+    list(dream_streams([VideoInput(a, index=0), VideoInput(b, index=1)], network, config, dream=watched,
+                       batch_size=1))
+    assert sizes == [1] * 6
 
 
 # --- coherence: the measurement of the issue ------------------------------------------------------
@@ -164,8 +167,9 @@ def test_interrupt_leaves_a_partial_video_and_resume_gives_the_same_video(clip, 
     out = tmp_path / "cut.mp4"
     with pytest.raises(VideoInterrupted) as stop:
         dream_video(clip, out, network=network, config=config, progress=interrupt_after(4))
-    (source, made, total, partial, folder), = stop.value.kept
-    assert (made, total, partial) == (4, 10, partial_path(out)) and not out.exists()
+    (kept,) = stop.value.kept
+    partial, folder = kept.partial, kept.store
+    assert (kept.made, kept.frames, partial) == (4, 10, partial_path(out)) and not out.exists()
     assert len(decode(partial)) == 4 and probe_video(partial).audio is not None  # playable, with its sound
     assert len(stored(folder)) == 4
     # the settings must be the same to resume

@@ -164,10 +164,12 @@ def video(
         bar.close()
         for result in stop.finished:
             click.echo(str(result.output))
-        for source, made, total, partial, folder in stop.kept:
-            line = f"{source}: {made} of {total} frames are in {folder}"
-            if partial is not None:
-                line += f"\n  partial video: {partial}"
+        for kept in stop.kept:
+            line = f"{kept.input}: {kept.made} of {kept.frames} frames are in {kept.store}"
+            if kept.partial is not None:
+                line += f"\n  partial video: {kept.partial}"
+            elif kept.note:
+                line += f" ({kept.note})"
             click.echo(line, err=True)
         click.echo("Interrupted. Run the same command with --resume to continue.", err=True)
         raise click.exceptions.Exit(130) from None

@@ -204,7 +204,8 @@ def dream_streams(
     whose frames have the same size are dreamed together as one batch (at most `batch_size`;
     None: no limit), each with its own seed, so a batch gives the frames its videos would give
     one by one (up to float rounding in batched convolutions). A video ends when its frames do.
-    `dream` replaces `dreamer.loops.deepdream.dream` (same signature).
+    `network` is a Network or a `PreparedNetwork` (prepared here once otherwise); `dream`
+    replaces `dreamer.loops.deepdream.dream` (same signature), e.g. to watch or wrap it.
     """
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "an integer >= 1, or None for no limit")
