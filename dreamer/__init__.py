@@ -2,8 +2,9 @@
 
 Public API: `dream` (either loop, as the config says), `noise` (a start image), `load_model`,
 `Network`, `prepare` (a network made ready for many dreams: `PreparedNetwork`), `DreamConfig`,
-the objectives (`layer_l2`, `channel`, `class_logit`, `Objective`), `plan_octaves`,
-`resolve_device` and `set_threads`.
+the objectives (`layer_l2`, `channel`, `class_logit`, `neuron`, `guide`, `diversity`,
+`Objective`), the dream controls (`Controls`, `Guide`, `Diversity`: see `dreamer.steer`),
+`plan_octaves`, `resolve_device` and `set_threads`.
 Heavy modules (torch, torchvision) are imported only when these are first used.
 """
 
@@ -28,7 +29,13 @@ _EXPORTS = {
     "layer_l2": "dreamer.objectives",
     "channel": "dreamer.objectives",
     "class_logit": "dreamer.objectives",
+    "neuron": "dreamer.objectives",
+    "guide": "dreamer.objectives",
+    "diversity": "dreamer.objectives",
     "Objective": "dreamer.objectives",
+    "Controls": "dreamer.steer",
+    "Guide": "dreamer.steer",
+    "Diversity": "dreamer.steer",
     "plan_octaves": "dreamer.loops.deepdream",
     "resolve_device": "dreamer.devices",
     "set_threads": "dreamer.devices",
