@@ -247,3 +247,15 @@ def test_zoom_ray_refuses_a_numbered_device_and_leaves_nothing(tmp_path):
     assert result.exit_code == 2, result.output
     assert "--device cuda:1 does not apply with --ray" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_address_where_nothing_answers_is_one_quick_error():
+    ray = pytest.importorskip("ray", reason="Ray is not installed")
+    from dreamer.scale.cluster import Cluster, ClusterError
+
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to a cluster")
+    with pytest.raises(ClusterError, match="cannot reach a Ray cluster at 127.0.0.1:1") as info:
+        with Cluster("127.0.0.1:1"):
+            pass
+    assert "ray start --head" in str(info.value)

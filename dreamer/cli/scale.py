@@ -85,7 +85,8 @@ def zoom_on_ray(session, address: str, *, weights: str | None, device: str | Non
             bar.close()
             if not quiet:
                 click.echo(event.output)
-        elif isinstance(event, JobFailed):
+            return  # the line is redrawn with the next frame
+        if isinstance(event, JobFailed):
             bar.close()
             failed.append(event)
             click.echo(f"Error: {event.message}", err=True)

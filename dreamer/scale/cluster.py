@@ -60,6 +60,24 @@ def parse_address(text: str | None) -> str:
     )
 
 
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """ClusterError unless something accepts connections at HOST:PORT (or ray://HOST:PORT)."""
+    import socket
+
+    text = address.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterError(
+            f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}",
+            hint="start one there with `ray start --head --port=PORT` (and `ray start --address=HEAD:PORT` on "
+                 "the other machines), or use --ray without an address for a local cluster",
+        ) from None
+
+
 class Cluster:
     """A connection to a Ray cluster for the length of a `with` block.
 
@@ -83,13 +101,15 @@ class Cluster:
             return self
         options: dict[str, Any] = dict(
             log_to_driver=False,  # workers' own output stays in the cluster logs, not on the progress line
-            logging_level=logging.WARNING,
+            logging_level=logging.ERROR,  # Ray's notices (token auth ...) would break the progress line
             configure_logging=True,
         )
         if self.address == "local":
             options.update(include_dashboard=False, num_cpus=self.num_cpus, num_gpus=self.num_gpus)
         elif self.num_cpus is not None or self.num_gpus is not None:
             raise UsageError("num_cpus/num_gpus only apply to a local cluster; a joined one offers what `ray start` gave it")
+        if self.address not in ("local", "auto"):
+            _reachable(self.address)  # Ray itself would retry for minutes
         try:
             ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
