@@ -261,6 +261,54 @@ def test_cli_never_overwrites(clip, tmp_path):
     assert code == 1 and "afile" in text
 
 
+def test_a_second_writer_is_refused_while_a_run_owns_the_output(clip, tmp_path, network):
+    from dreamer.io.locks import LockedError, OutputLock
+
+    out = tmp_path / "v.mp4"
+    with OutputLock(out):  # as a running `dreamer video ... -o v.mp4` holds it
+        with pytest.raises(LockedError, match="being written by another"):
+            dream_video(clip, out, network=network, config=VideoConfig(dream=LIGHT), force=True)
+        code, text = run("video", clip, "-o", out, *FLAGS, "--force")
+        assert code == 1 and "lock file" in text
+    assert not out.exists() and not Path(str(out) + ".frames").exists()
+
+
+def test_foreign_files_are_never_touched(clip, tmp_path):
+    folder = tmp_path / "mine"  # an existing folder as -o: a frames-folder output, as in `dreamer zoom`
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"my": "notes"}')
+    (folder / "frame_000000.png").write_bytes(b"not dreamer's")
+    for extra in ([], ["--force"], ["--resume"]):
+        code, text = run("video", clip, "-o", folder, *FLAGS, *extra)
+        assert code == 2 and "did not write" in text, (extra, text)
+    assert (folder / "manifest.json").read_text() == '{"my": "notes"}'
+    assert (folder / "frame_000000.png").read_bytes() == b"not dreamer's"
+    # a file where the partial video would go is not overwritten by an interrupted run
+    out = tmp_path / "v.mp4"
+    partial_path(out).write_bytes(b"someone's video")
+    with pytest.raises(VideoInterrupted) as stop:
+        dream_video(clip, out, weights="random:0", device="cpu", config=VideoConfig(dream=LIGHT),
+                    progress=interrupt_after(2))
+    assert stop.value.kept[0].partial is None and "did not write" in stop.value.kept[0].note
+    assert partial_path(out).read_bytes() == b"someone's video"
+
+
+def test_force_keeps_the_old_output_until_the_new_one_is_complete(clip, tmp_path, network):
+    config = VideoConfig(dream=LIGHT)
+    for out in (tmp_path / "v.mp4", tmp_path / "frames"):
+        dream_video(clip, out, network=network, config=config, end="4f", warn=lambda m: None)
+        before = decode(out) if out.suffix else stored(out)
+        with pytest.raises(VideoInterrupted):
+            dream_video(clip, out, network=network, config=config.replace(blend=0.5), force=True,
+                        progress=interrupt_after(2), warn=lambda m: None)
+        after = decode(out) if out.suffix else stored(out)
+        assert len(after) == 4 and all(np.array_equal(a, b) for a, b in zip(before, after))
+        # the run goes on with --resume, and only then replaces the output
+        dream_video(clip, out, network=network, config=config.replace(blend=0.5), resume=True, warn=lambda m: None)
+        final = decode(out) if out.suffix else stored(out)
+        assert len(final) == 10 and not partial_path(out).exists()
+
+
 def test_cli_frame_folder_output_inside_the_input_is_refused(clip, tmp_path):
     folder = tmp_path / "shots"
     code, _ = run("video", clip, "-o", folder, *FLAGS, "--end", "3f")
@@ -335,6 +383,15 @@ def test_cli_without_opencv(clip, tmp_path, monkeypatch):
     assert code == 1 and "pip install 'dreamer[video]'" in text
     code, text = run("video", clip, "-o", tmp_path / "v.mp4", "--flow", "none", "--end", "3f", *FLAGS)
     assert code == 0 and len(decode(tmp_path / "v.mp4")) == 3
+
+
+def test_cli_output_folders(clip, tmp_path):
+    code, _ = run("video", clip, "-o", f"{tmp_path / 'new'}/", *FLAGS, "--end", "2f")
+    assert code == 0 and len(decode(tmp_path / "new" / "moving.dream.mp4")) == 2
+    code, _ = run("video", clip, "-o", tmp_path / "new", "--format", "gif", *FLAGS, "--end", "2f")
+    assert code == 0 and (tmp_path / "new" / "moving.dream.gif").exists()
+    code, _ = run("video", clip, clip, "-o", tmp_path / "two", *FLAGS)
+    assert code == 2  # both would be written to one file
 
 
 def test_cli_usage_errors(clip, tmp_path):

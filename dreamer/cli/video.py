@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from . import main
 from .common import (
     FiniteFloat, check_targets, config_from_flags, dream_options, force_option, max_pixels_option, open_network,
@@ -44,38 +44,35 @@ def _config(flags: dict[str, Any], flow: str | None, blend: float | None, quiet:
 
 
 def _outputs(inputs: list[Path], text: str | None, fmt: str | None) -> list[Path]:
-    """Where each input's dream goes. One input: -o as given (a path ending in / or an existing
-    folder receives the default name). Several: -o names a folder (created if missing)."""
+    """Where each input's dream goes, decided as `dreamer zoom` does: one input writes -o itself
+    (an existing folder is a frames-folder output, unless --format names a video kind); -o
+    ending in / (or naming a folder for several inputs) receives ``NAME.dream.EXT`` for each."""
+    from ..io.atomic import check_name, os_error_message
     from ..io.video import output_kind
     from ..video.session import default_output
 
     kind = fmt or "mp4"
     if text is None:
         return [default_output(p, kind) for p in inputs]
-    output = Path(text).expanduser()
-    as_folder = text.endswith(("/", os.sep)) or (output.is_dir() and not output.name.endswith(".frames"))
-    if len(inputs) == 1 and not as_folder:
-        named = output_kind(output)  # an unknown extension is a usage error here
+    path = Path(text).expanduser()
+    wants_folder = text.endswith(("/", os.sep)) and fmt != "frames"
+    if len(inputs) == 1 and not wants_folder and not (path.is_dir() and fmt not in (None, "frames")):
+        named = output_kind(path)  # an unknown extension is a usage error here
         if fmt is not None and fmt != named:
-            raise UsageError(f"-o {output} is a {named} output but --format {fmt} was given", hint="drop one of them")
-        return [output]
-    if output.suffix.lower() in (".mp4", ".gif", ".webp"):
-        raise UsageError(f"-o {output} names one video but {len(inputs)} inputs were given",
+            raise UsageError(f"-o {path} is a {named} output but --format {fmt} was given", hint="drop one of them")
+        return [path]
+    if path.suffix.lower() in (".mp4", ".gif", ".webp"):
+        raise UsageError(f"-o {path} names one video but {len(inputs)} inputs were given",
                          hint="with several inputs, -o names a folder for the videos")
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"-o {output} is a file; with several inputs it must be a folder")
-    if not output.exists():
-        if not output.absolute().parent.is_dir():
-            from ..errors import OutputError
-
-            raise OutputError(f"cannot create the folder {str(output)!r}: its parent does not exist")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"-o {path} is a file; it must be a folder for the videos")
+    if not path.exists() and path.absolute().parent.is_dir():
+        check_name(path, what="output folder")
         try:
-            output.mkdir()
+            path.mkdir()
         except OSError as exc:
-            from ..errors import OutputError
-
-            raise OutputError(f"cannot create the folder {str(output)!r}: {exc.strerror or exc}") from exc
-    return [default_output(p, kind, output) for p in inputs]
+            raise OutputError(os_error_message(path, exc)) from exc
+    return [default_output(p, kind, path) for p in inputs]
 
 
 @main.command()
