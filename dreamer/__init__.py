@@ -4,7 +4,8 @@ Public API: `dream` (either loop, as the config says), `noise` (a start image), 
 `Network`, `prepare` (a network made ready for many dreams: `PreparedNetwork`), `DreamConfig`,
 the objectives (`layer_l2`, `channel`, `class_logit`, `neuron`, `guide`, `diversity`,
 `Objective`), the dream controls (`Controls`, `Guide`, `Diversity`: see `dreamer.steer`),
-`plan_octaves`, `resolve_device` and `set_threads`.
+`plan_octaves`, `resolve_device` and `set_threads`; videos: `dream_video`, `dream_videos`,
+`dream_frames`, `VideoConfig` (see `dreamer.video`).
 Heavy modules (torch, torchvision) are imported only when these are first used.
 """
 
@@ -39,6 +40,10 @@ _EXPORTS = {
     "plan_octaves": "dreamer.loops.deepdream",
     "resolve_device": "dreamer.devices",
     "set_threads": "dreamer.devices",
+    "dream_video": "dreamer.video.session",
+    "dream_videos": "dreamer.video.session",
+    "dream_frames": "dreamer.video.frames",
+    "VideoConfig": "dreamer.video.frames",
 }
 
 __all__ = ["__version__", *_EXPORTS]

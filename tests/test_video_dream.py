@@ -420,6 +420,10 @@ def test_help_shows_the_defaults_used():
 
 
 def test_api_paths_in_path_out(clip, tmp_path, network):
-    out = dream_video(clip, tmp_path / "api.mp4", network=network, layers=["mixed3b"], octaves=1, steps=1,
+    out = dreamer.dream_video(clip, tmp_path / "api.mp4", network=network, layers=["mixed3b"], octaves=1, steps=1,
                               end="2f")
     assert out == tmp_path / "api.mp4" and len(decode(out)) == 2
+    # the lower-level API: frames in, dreamed frames out, nothing written
+    frames = moving_frames(2)
+    made = list(dreamer.dream_frames(iter(frames), network, dreamer.VideoConfig(dream=LIGHT, flow="none")))
+    assert len(made) == 2 and made[1].shape == frames[1].shape and not np.array_equal(made[1], frames[1])
