@@ -55,6 +55,7 @@ __all__ = [
     "VideoProgress",
     "VideoResult",
     "VideoInterrupted",
+    "KeptVideo",
     "default_output",
     "dream_videos",
     "dream_video",
