@@ -365,3 +365,83 @@ def test_read_frames_of_a_broken_file_is_an_image_error(tmp_path):
         (tmp_path / name).write_bytes(b"not a video" * 10)
         with pytest.raises(ImageError, match=name):
             read_frames(tmp_path / name)
+
+
+# --- MP4 bytes are a pure function of the frames ---------------------------------------------------
+
+
+def zoom_like_frames(n: int = 24, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """Frames like a zoom video's: a smooth picture zoomed and rotated a little each frame, with
+    fresh fine grain (the content that showed libx264's run-to-run differences)."""
+    import torch
+
+    from dreamer import transforms as T
+
+    g = torch.Generator().manual_seed(seed)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, size // 4, size // 4, generator=g), size=(size, size),
+                                            mode="bilinear", align_corners=False)
+    frames = []
+    for _ in range(n):
+        image = T.feedback(image, zoom=1.05, rotate=1.0, shift=(0.0, 0.0))
+        image = (image + 0.08 * (torch.rand(image.shape, generator=g) - 0.5)).clamp(0, 1)
+        frames.append((image[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())
+    return frames
+
+
+def test_mp4_from_a_store_equals_mp4_from_arrays_byte_for_byte(tmp_path):
+    """What a resumed run encodes (frames read back from PNGs) is what a straight run encodes."""
+    pytest.importorskip("av")
+    frames = zoom_like_frames(n=8, size=48, seed=3)
+    store = FrameStore(tmp_path / "s.frames")
+    store.folder.mkdir()
+    store.write_manifest(MANIFEST)
+    for index, frame in enumerate(frames):
+        store.write(index, frame)
+    encode(frames, tmp_path / "a.mp4", fps=24)
+    encode(store.paths(), tmp_path / "b.mp4", fps=24)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def test_x264_is_kept_off_avx512_where_the_cpu_has_it(monkeypatch):
+    import dreamer.io.video as video
+
+    monkeypatch.setattr(video.platform, "machine", lambda: "x86_64")
+    for flags, asm in [({"avx2", "fma", "bmi1", "bmi2", "avx512f"}, "AVX2"), ({"avx2", "fma", "bmi1", "bmi2"}, None),
+                       (set(), None)]:
+        monkeypatch.setattr(video, "_cpu_flags", lambda flags=flags: flags)
+        video._x264_asm.cache_clear()
+        assert video._x264_asm() == asm
+        options = video._x264_options()
+        assert options["threads"] == "4"  # fixed: the bytes must not depend on the number of CPUs
+        assert options.get("x264-params") == (f"asm={asm}" if asm else None)
+    monkeypatch.setattr(video.platform, "machine", lambda: "arm64")
+    video._x264_asm.cache_clear()
+    assert video._x264_asm() is None
+    video._x264_asm.cache_clear()
+
+
+def test_encode_verifies_the_frame_count(tmp_path):
+    pytest.importorskip("av")
+    frames = gradient_frames(4)
+    for ext in (".mp4", ".gif", ".webp"):
+        out = tmp_path / f"z{ext}"
+        encode(frames, out, fps=10, expect=4)
+        with pytest.raises(EncoderError, match="not 5"):
+            encode(frames, out, fps=10, expect=5)
+        assert len(read_frames(out)) == 4  # the good file stays
+    assert leftovers(tmp_path) == []
+
+
+def test_check_fps_and_encoder_refuse_rates_before_any_work(tmp_path):
+    from dreamer.errors import ConfigError
+    from dreamer.io.video import check_encoder, check_fps
+
+    for fps in (0, -1, 1e-9, 0.009, 1001, float("nan"), float("inf"), True):
+        with pytest.raises(ConfigError):
+            check_fps(fps)
+    for kind in ("gif", "webp", "mp4"):
+        if kind == "mp4" and pytest.importorskip("av") is None:
+            continue
+        check_encoder(kind, 0.01)
+        check_encoder(kind, 1000)
+    assert list(tmp_path.iterdir()) == []
