@@ -31,6 +31,10 @@ SIZES = [(48, 48), (48, 48), (40, 56)]
 @pytest.fixture(scope="module")
 def pool():
     """A local 2-CPU cluster and two loaded workers, shared by the module's tests."""
+    # Ray's memory monitor kills the newest workers when the machine (shared with other programs)
+    # is short of memory: these tests count lost workers, so only the test that kills one may lose one
+    monitor = os.environ.get("RAY_memory_monitor_refresh_ms")
+    os.environ["RAY_memory_monitor_refresh_ms"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     # the workers must unpickle this module's stand-in dream functions without importing it
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -41,6 +45,10 @@ def pool():
     finally:
         workers.close()
         ray.shutdown()
+        if monitor is None:
+            os.environ.pop("RAY_memory_monitor_refresh_ms", None)
+        else:
+            os.environ["RAY_memory_monitor_refresh_ms"] = monitor
 
 
 def make_session(folder: Path, *, kind="frames", mode="new", frames=5) -> ZoomSession:

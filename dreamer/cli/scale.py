@@ -94,7 +94,7 @@ def zoom_on_ray(session, address: str, *, weights: str | None, device: str | Non
                 click.echo(event.detail, err=True)
         elif isinstance(event, WorkerLost):
             bar.close()
-            then = ("its videos go on on another worker from their stored frames" if event.retried
+            then = ("its videos continue on another worker from their stored frames" if event.retried
                     else "no more tries for its videos")
             warn(f"worker {event.worker} was lost ({event.reason}); {then}", quiet=quiet)
         rate = progress.rate

@@ -212,7 +212,10 @@ class Worker:
             last[0] = mailbox.put.remote(event)  # fire and forget; ordered per worker
 
         def stopping() -> bool:
-            return bool(ray.get(mailbox.stopping.remote()))
+            try:
+                return bool(ray.get(mailbox.stopping.remote(), timeout=60))
+            except Exception:  # the mailbox is gone (the driver too?): go on; the driver can still kill us
+                return False
 
         result = unit.run(self.network, emit, stopping)
         if last[0] is not None:  # let the last events arrive before the result does
@@ -517,7 +520,10 @@ def run_units(
     started = time.monotonic()
 
     target = min(len(units), pool.capacity) if units else 0
-    mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote() if units else None
+    # restarted if its process dies (a node's memory monitor may pick it): events in it are lost,
+    # the results are not (they come back with each unit)
+    mailbox = (ray.remote(_Mailbox).options(num_cpus=0, max_restarts=-1, max_task_retries=-1).remote()
+               if units else None)
     pending = collections.deque(sorted(units, key=lambda u: -u.cost))
     attempts = {u.number: 0 for u in units}
     running: dict[Any, tuple[Unit, Any, int]] = {}  # run ref -> (unit, actor, attempt)
@@ -533,7 +539,11 @@ def run_units(
     def drain() -> None:
         if mailbox is None:
             return
-        for event in ray.get(mailbox.take.remote()):
+        try:
+            events = ray.get(mailbox.take.remote(), timeout=60)
+        except RayError:  # the mailbox is being restarted: its events are lost, not the work
+            return
+        for event in events:
             notify(event)
 
     def fail_unit(unit: Unit, message: str, detail: str | None = None) -> None:
