@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFile, features
+from PIL import Image, ImageFile, ImageOps, features
 
 from dreamer.io import images
 from dreamer.errors import ImageError, OutputError, OutputExistsError, UsageError
@@ -73,6 +74,103 @@ def test_sixteen_bit_png_keeps_precision(tmp_path):
     # 1000 and 1001 differ by 1/65535; an 8-bit detour would merge them
     assert t[0, 0, 1, 0] < t[0, 0, 1, 1] < t[0, 0, 1, 2]
     assert (t[0, 0, 1, 1] - t[0, 0, 1, 0]).item() == pytest.approx(1 / 65535, rel=1e-2)
+
+
+def write_png16(path, array: np.ndarray, *, transparency: tuple[int, int, int] | None = None) -> None:
+    """A 16-bit PNG written by hand (Pillow cannot write 16-bit colour): `array` (H, W, C) uint16,
+    C = 2 (grey + alpha), 3 (RGB) or 4 (RGBA); rows unfiltered, one zlib stream."""
+    import struct
+    import zlib
+
+    h, w, c = array.shape
+    raw = b"".join(b"\0" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    trns = chunk(b"tRNS", struct.pack(">HHH", *transparency)) if transparency else b""
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + trns + chunk(b"IDAT", zlib.compress(raw))
+                           + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_rgb_png_keeps_precision(tmp_path):
+    """Pillow opens RGB48 as 8-bit; dreamer must not: neighbouring 16-bit values stay apart."""
+    data = np.zeros((2, 3, 3), np.uint16)
+    data[0] = [[0, 65535, 32768], [1000, 1001, 1002], [65535, 0, 7]]
+    data[1] = [[300, 301, 302], [40000, 40001, 40002], [1, 2, 3]]
+    write_png16(tmp_path / "rgb48.png", data)
+    with Image.open(tmp_path / "rgb48.png") as check:
+        assert check.mode == "RGB"  # what Pillow alone would give: 8 bits
+    t = load_image(tmp_path / "rgb48.png")
+    assert_image_tensor(t, 2, 3)
+    expected = torch.from_numpy(data.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    assert torch.allclose(t, expected, atol=1e-7, rtol=0)
+    assert t[0, 0, 1, 0] < t[0, 1, 1, 0] < t[0, 2, 1, 0]  # 300, 301, 302: one 8-bit level apart is 257
+
+
+def test_sixteen_bit_rgba_and_grey_alpha_pngs_composite_over_grey(tmp_path):
+    rgba = np.array([[[65535, 0, 0, 65535], [0, 65535, 0, 0], [1000, 1001, 1002, 32768]]], np.uint16)
+    write_png16(tmp_path / "rgba64.png", rgba)
+    t = load_image(tmp_path / "rgba64.png")
+    assert_image_tensor(t, 1, 3)
+    assert t[0, :, 0, 0].tolist() == [1.0, 0.0, 0.0]
+    assert t[0, :, 0, 1].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    a = 32768 / 65535
+    assert t[0, :, 0, 2].tolist() == pytest.approx([v / 65535 * a + 0.5 * (1 - a) for v in (1000, 1001, 1002)], abs=1e-6)
+    la = np.array([[[20000, 65535], [20001, 65535], [0, 0]]], np.uint16)
+    write_png16(tmp_path / "la16.png", la)
+    t = load_image(tmp_path / "la16.png")
+    assert t[0, :, 0, 0].tolist() == pytest.approx([20000 / 65535] * 3, abs=1e-7)
+    assert t[0, 0, 0, 1] > t[0, 0, 0, 0]
+    assert t[0, :, 0, 2].tolist() == pytest.approx([0.5] * 3)
+
+
+def test_sixteen_bit_colour_key_is_grey(tmp_path):
+    data = np.array([[[1, 2, 3], [1, 2, 4]]], np.uint16)
+    write_png16(tmp_path / "key.png", data, transparency=(1, 2, 3))
+    t = load_image(tmp_path / "key.png")
+    assert t[0, :, 0, 0].tolist() == pytest.approx([0.5] * 3)
+    assert t[0, :, 0, 1].tolist() == pytest.approx([1 / 65535, 2 / 65535, 4 / 65535], abs=1e-9)
+
+
+def test_sixteen_bit_rgb_tiff_keeps_precision(tmp_path):
+    av = pytest.importorskip("av")
+    data = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1001 + 7).astype(np.uint16)
+    with av.open(str(tmp_path / "rgb48.tif"), "w", format="image2") as container:
+        stream = container.add_stream("tiff", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 5, 4, "rgb48le"
+        frame = av.VideoFrame.from_ndarray(data, format="rgb48le")
+        frame.pts = 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    t = load_image(tmp_path / "rgb48.tif")
+    expected = torch.from_numpy(data.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    assert torch.allclose(t, expected, atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_sixteen_bit_images_are_turned_upright_like_the_others(orientation):
+    from dreamer.io.images import _oriented
+
+    img = noisy_rgb(5, 3)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", exif=exif.tobytes())
+    with Image.open(buffer) as tagged:
+        tagged.load()
+        expected = from_pil(ImageOps.exif_transpose(tagged))
+        got = _oriented(from_pil(tagged), tagged)
+    assert torch.equal(got, expected)
+
+
+def test_truncated_sixteen_bit_png_is_an_image_error(tmp_path):
+    write_png16(tmp_path / "rgb48.png", np.full((8, 8, 3), 1234, np.uint16))
+    data = (tmp_path / "rgb48.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) - 30])
+    with pytest.raises(ImageError):
+        load_image(tmp_path / "cut.png")
 
 
 def test_32_bit_integer_is_stretched_not_clipped(tmp_path):

@@ -113,8 +113,9 @@ def load_image(path: _PathLike, *, size: int | None = None, max_pixels: int | No
 
     Reads anything Pillow reads (the first frame of animations), turned upright by its
     EXIF orientation. Transparent areas are flattened onto mid-grey (0.5); the result has
-    no alpha. 16-bit grayscale keeps its precision (65535 -> 1.0); 32-bit integer and float
-    images are scaled as described in `from_pil`.
+    no alpha. 16-bit images keep their precision (65535 -> 1.0): grayscale through Pillow,
+    16-bit colour PNGs and TIFFs (RGB, RGBA, grey + alpha; Pillow reads those as 8-bit) through
+    PyAV. 32-bit integer and float images are scaled as described in `from_pil`.
 
     `size`: scale so the longest side is `size` pixels (up or down, bicubic, antialiased).
     `max_pixels`: refuse images with more pixels (default `DEFAULT_MAX_PIXELS`), checked
@@ -131,8 +132,12 @@ def load_image(path: _PathLike, *, size: int | None = None, max_pixels: int | No
     path = Path(path)
     with _open(path, limit) as img:
         try:
-            img.load()  # a full decode, so truncation shows up here and not later
-            tensor = from_pil(ImageOps.exif_transpose(img))
+            deep = _read_16_bit_colour(img, path)
+            if deep is not None:
+                tensor = _oriented(deep, img)
+            else:
+                img.load()  # a full decode, so truncation shows up here and not later
+                tensor = from_pil(ImageOps.exif_transpose(img))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             found = re.search(r"\((\d+) pixels\)", str(e))
             count = f"{found.group(1)} pixels" if found else "too many pixels"
@@ -144,6 +149,74 @@ def load_image(path: _PathLike, *, size: int | None = None, max_pixels: int | No
         scale = size / max(height, width)
         tensor = resize(tensor, (max(1, round(height * scale)), max(1, round(width * scale))))
     return tensor
+
+
+# Pillow has no 16-bit colour modes: it opens 16-bit RGB/RGBA/grey+alpha PNGs and TIFFs as 8-bit.
+# Those are decoded with PyAV (FFmpeg's PNG/TIFF decoders) instead, keeping every bit.
+_DEEP_RAWMODE = re.compile(r"(RGB|RGBA|LA);16[BLN]?")
+_DEEP_FORMATS = {"rgb48be": (3, ">u2"), "rgb48le": (3, "<u2"), "rgba64be": (4, ">u2"), "rgba64le": (4, "<u2"),
+                 "ya16be": (2, ">u2"), "ya16le": (2, "<u2")}
+
+
+def _rawmode(img: Image.Image) -> str:
+    if not getattr(img, "tile", None):
+        return ""
+    args = img.tile[0][3] if len(img.tile[0]) > 3 else None
+    return args[0] if isinstance(args, tuple) and args else args if isinstance(args, str) else ""
+
+
+def _read_16_bit_colour(img: Image.Image, path: Path) -> torch.Tensor | None:
+    """A 16-bit-per-channel colour image (RGB, RGBA, grey + alpha) as (1, 3, H, W) float32 in
+    [0, 1] (v / 65535, alpha composited over mid-grey, an RGB colour key made grey), or None
+    for anything Pillow reads at full precision itself."""
+    if img.format not in ("PNG", "TIFF") or not _DEEP_RAWMODE.fullmatch(_rawmode(img)):
+        return None
+    try:
+        import av
+    except ImportError:  # without PyAV, Pillow's 8 bits
+        return None
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (OSError, StopIteration, av.FFmpegError) as exc:
+        raise ImageError(f"{path} is truncated or corrupt: {_one_line(exc)}") from None
+    layout = _DEEP_FORMATS.get(frame.format.name)
+    width, height = img.size
+    if layout is None or (frame.width, frame.height) != (width, height):
+        return None  # an unexpected decoding: fall back to Pillow
+    channels, dtype = layout
+    plane = frame.planes[0]
+    rows = np.frombuffer(bytes(plane), dtype=dtype).reshape(height, plane.line_size // 2)
+    raw = rows[:, : width * channels].reshape(height, width, channels)
+    values = raw.astype(np.float32) / 65535.0
+    if channels == 2:
+        values = np.concatenate([np.repeat(values[:, :, :1], 3, axis=2), values[:, :, 1:]], axis=2)
+    if values.shape[2] == 4:
+        alpha = values[:, :, 3:]
+        rgb = values[:, :, :3] * alpha + 0.5 * (1.0 - alpha)
+    else:
+        rgb = values
+        key = img.info.get("transparency")
+        if isinstance(key, tuple) and len(key) == 3:  # a tRNS colour key, in 16-bit values
+            rgb = np.where((raw == np.asarray(key, dtype=raw.dtype)).all(axis=2, keepdims=True), np.float32(0.5), rgb)
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
+
+
+def _oriented(tensor: torch.Tensor, img: Image.Image) -> torch.Tensor:
+    """`tensor` (1, 3, H, W) turned upright by the image's EXIF orientation (as exif_transpose)."""
+    orientation = img.getexif().get(0x0112, 1)
+    hw = (-2, -1)
+    ops = {
+        2: lambda t: t.flip(-1),
+        3: lambda t: t.rot90(2, hw),
+        4: lambda t: t.flip(-2),
+        5: lambda t: t.transpose(-2, -1),
+        6: lambda t: t.rot90(-1, hw),
+        7: lambda t: t.rot90(1, hw).flip(-1),
+        8: lambda t: t.rot90(1, hw),
+    }
+    op = ops.get(orientation)
+    return op(tensor).contiguous() if op else tensor
 
 
 def _scale_high_bit(img: Image.Image) -> np.ndarray:
