@@ -7,7 +7,6 @@ picture is measured on the real network in test_controls.py). 80x60 photos, one 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ def test_mask_keeps_black_pixels_of_the_saved_file(loads, photo, tmp_path):
     before, after = _pixels(photo), _pixels(out)
     assert np.array_equal(after[:, :38], before[:, :38])  # black (and its scaled edge) is exact
     assert np.abs(after[:, 44:] - before[:, 44:]).mean() > 0.5
-    record = json.loads(read_metadata(out)["dreamer"])
+    record = read_metadata(out)
     assert record["controls"] == {"mask": str(mask), "keep_colors": True}
 
 
@@ -74,9 +73,9 @@ def test_batch_writes_variations_with_their_seeds_or_one_sheet(loads, tmp_path):
     assert r.exit_code == 0, r.output
     paths = [tmp_path / f"v.{i}.png" for i in (1, 2, 3)]
     assert all(p.exists() for p in paths) and not out.exists()
-    seeds = [json.loads(read_metadata(p)["dreamer"])["seed"] for p in paths]
+    seeds = [read_metadata(p)["seed"] for p in paths]
     assert seeds == [7, 8, 9]
-    assert json.loads(read_metadata(paths[0])["dreamer"])["controls"] == {"diversity": "5"}
+    assert read_metadata(paths[0])["controls"] == {"diversity": "5"}
     assert not np.array_equal(_pixels(paths[0]), _pixels(paths[1]))
     r = _run("noise:64x48", *FAST, "--batch", "2", "--sheet", "-o", str(tmp_path / "sheet.png"))
     assert r.exit_code == 0, r.output
@@ -90,11 +89,11 @@ def test_batch_writes_variations_with_their_seeds_or_one_sheet(loads, tmp_path):
 def test_guide_and_neuron_run(loads, photo, tmp_path):
     r = _run(str(photo), *FAST, "--guide", f"{photo}=0.5", "-o", str(tmp_path / "g.png"))
     assert r.exit_code == 0, r.output
-    assert json.loads(read_metadata(tmp_path / "g.png")["dreamer"])["controls"]["guides"][0]["weight"] == 0.5
+    assert read_metadata(tmp_path / "g.png")["controls"]["guides"][0]["weight"] == 0.5
     fast = [a for a in FAST if a not in ("-l", "mixed3a")]
     r = _run(str(photo), *fast, "-l", "mixed4a:97@center", "-o", str(tmp_path / "n.png"))
     assert r.exit_code == 0, r.output
-    assert json.loads(read_metadata(tmp_path / "n.png")["dreamer"])["config"]["layers"] == ["mixed4a:97@center"]
+    assert read_metadata(tmp_path / "n.png")["config"]["layers"] == ["mixed4a:97@center"]
 
 
 def test_mask_of_another_aspect_is_stretched_with_a_warning(loads, photo, tmp_path):

@@ -6,7 +6,6 @@ for --model (the bundled presets name layer roles, so they run on it).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +96,7 @@ def test_cli_writes_one_labelled_sheet(loads, photo, tmp_path):
         pixels = np.asarray(img.convert("RGB"))
     assert width > 2 * 48 and height > 2 * 36  # three tiles, two per row
     assert pixels.std() > 10
-    record = json.loads(read_metadata(out)["dreamer"])
+    record = read_metadata(out)
     assert record["presets"] == ["low-level", "banana"] and record["size"] == 48
     # the default name: beside the photo
     r = _run(str(photo), "-p", "low-level", "-w", "random", "-s", "48", "--steps", "1", "-q")

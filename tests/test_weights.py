@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email.message
 import io
-import json
 import urllib.error
 from pathlib import Path
 
@@ -273,7 +272,7 @@ def test_cli_weights_path_gives_what_those_weights_give(tmp_path, network):
     by_seed = runner.invoke(main, ["run", str(src), "--weights", "random:0", "-o", str(tmp_path / "b.png"), *FAST])
     assert by_seed.exit_code == 0, by_seed.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
-    record = json.loads(read_metadata(tmp_path / "a.png")["dreamer"])
+    record = read_metadata(tmp_path / "a.png")
     assert record["weights"] == str(weights)
 
 

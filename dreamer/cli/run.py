@@ -66,7 +66,7 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
 
     from ..backend import prepare
     from ..io.metadata import build_metadata
-    from ..loops import noise_amplitude, octave_warning
+    from ..loops import noise_amplitude, octave_warning, plan_octaves
     from ..steer import dream
     from .controls import batch_seeds, save_results, start_images
 
@@ -102,9 +102,11 @@ def run(images: tuple[str, ...], output: str | None, force: bool, size: int | No
             extra = {"controls": controls.to_dict()} if not controls.empty else {}
             if batch > 1:
                 extra["batch"] = batch
+            used = (len(plan_octaves(tuple(image.shape[-2:]), config.octaves, config.octave_scale, network.min_size).sizes)
+                    if config.param == "pixel" else None)
             return build_metadata(
                 config, model=network.name, weights=network.weights, device=str(network.device), source=src.text,
-                size=size, seed=seed, **extra,
+                size=size, seed=seed, preset=preset.name if preset is not None else None, octaves_used=used, **extra,
             )
 
         make_folders(out)

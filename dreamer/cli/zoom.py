@@ -36,7 +36,8 @@ def _located(where: str | None, exc: DreamerError) -> DreamerError:
 
 def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_presets: tuple[str, ...],
                    quiet: bool):
-    """The per-frame dream configs (one per cycle stage), the video seed and the preset, from the flags.
+    """The per-frame dream configs (one per cycle stage), the video seed, the preset and each
+    stage's preset name, from the flags.
 
     Each stage resolves default < preset < flags like `dreamer run`, except that octaves and
     steps come from the light zoom defaults unless --octaves/--steps are given: a still-image
@@ -63,10 +64,12 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         variants = [flags]
     light = {"octaves": LIGHT_DREAM.octaves, "steps": LIGHT_DREAM.steps}
     configs = []
+    names: list[str | None] = []
     preset = None
     for variant in variants:
         config, preset_n = config_from_flags(variant)
         preset = preset or preset_n
+        names.append(preset_n.name if preset_n is not None else None)
         changes = {k: v for k, v in light.items() if flags.get(k) is None}
         if config.param == "fft" and flags.get("param") is None:
             warn(f"preset {variant.get('preset')!r} uses --param fft, which grows a picture instead of "
@@ -75,7 +78,7 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         config = config.replace(**changes)
         check_targets(config)  # a typo in a layer or class is reported before the model loads
         configs.append(config)
-    return tuple(configs), configs[0].seed, preset
+    return tuple(configs), configs[0].seed, preset, tuple(names)
 
 
 def _outputs(sources, output: str | None, fmt: str | None) -> list[Path]:
@@ -122,7 +125,7 @@ def _jobs_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size,
     from ..zoom.feedback import ZoomConfig, frame_seed
     from ..zoom.session import ZoomJob
 
-    dreams, seed, preset = _stage_configs(flags, *cycle, quiet)
+    dreams, seed, preset, presets = _stage_configs(flags, *cycle, quiet)
     if not texts and preset is not None and getattr(preset, "start", None):
         texts = [preset.start]
     if not texts:
@@ -134,7 +137,7 @@ def _jobs_from_sources(texts, flags, zoom_kwargs, cycle, output, fmt, fps, size,
     for index, (src, out) in enumerate(zip(sources, outputs)):
         image = load_source(src, size=size, seed=frame_seed(seed, index, 0), max_pixels=max_pixels)
         jobs.append(ZoomJob(image, out, zoom, seed=seed, index=index, fps=fps, source=src.text,
-                            source_path=src.path, name=src.text))
+                            source_path=src.path, name=src.text, presets=presets))
     return jobs
 
 
@@ -156,7 +159,7 @@ def _jobs_from_file(path: Path, flags, zoom_kwargs, cycle, fps, size, max_pixels
                 job_flags["layers"], job_flags["classes"] = job.layers, job.classes
             if job.seed is not None:
                 job_flags["seed"] = job.seed
-            dreams, seed, _ = _stage_configs(job_flags, *cycle, quiet)
+            dreams, seed, _, presets = _stage_configs(job_flags, *cycle, quiet)
             kwargs = dict(zoom_kwargs)
             if job.frames is not None:
                 kwargs["frames"] = job.frames
@@ -171,7 +174,7 @@ def _jobs_from_file(path: Path, flags, zoom_kwargs, cycle, fps, size, max_pixels
             output_kind(job.output)
             image = load_source(src, size=size, seed=frame_seed(seed, index, 0), max_pixels=max_pixels)
             jobs.append(ZoomJob(image, job.output, zoom, seed=seed, index=index, fps=check_fps(job.fps or fps),
-                                source=src.text, source_path=src.path, name=job.where))
+                                source=src.text, source_path=src.path, name=job.where, presets=presets))
         except DreamerError as exc:
             raise _located(job.where, exc) from None
     return jobs

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import torch
@@ -436,14 +437,19 @@ def save_image(
     return path
 
 
-def read_metadata(path: _PathLike) -> dict[str, str]:
-    """The metadata `save_image` stored: PNG text chunks, or the EXIF JSON of other formats."""
+def read_metadata(path: _PathLike) -> dict[str, Any]:
+    """How an output was made, as a dict: dreamer's record parsed (``model``, ``weights``,
+    ``seed``, ``preset``, ``octaves_used``, ``config`` as a dict ...) beside any other text
+    metadata (``Software``). From PNG text chunks, or the EXIF JSON of other formats; {} for
+    an image without any."""
+    from .metadata import merge_record
+
     with _open(path, DEFAULT_MAX_PIXELS) as img:
         if img.format == "PNG":
-            return {str(k): str(v) for k, v in img.text.items()}
+            return merge_record({str(k): str(v) for k, v in img.text.items()})
         description = img.getexif().get(_EXIF_IMAGE_DESCRIPTION)
     try:
         data = json.loads(description) if isinstance(description, str) else None
     except ValueError:
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return merge_record({str(k): str(v) for k, v in data.items()}) if isinstance(data, dict) else {}

@@ -114,7 +114,7 @@ def made_by_dreamer(path: str | os.PathLike) -> bool:
             return METADATA_KEY.encode() in _png_keywords(path)
         from ..io.images import read_metadata
 
-        return METADATA_KEY in read_metadata(path)
+        return "dreamer_version" in read_metadata(path)  # dreamer's record, parsed
     except (OSError, DreamerError, ValueError, SyntaxError):
         return False  # unreadable: the scan reports it
 

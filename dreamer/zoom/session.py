@@ -87,6 +87,8 @@ class ZoomJob:
     - ``source``: how the source is named (recorded in the manifest and compared on resume).
     - ``source_path``: the source file, if any: never written, moved or deleted.
     - ``name``: how messages name this video (default: ``source`` or the output).
+    - ``presets``: the preset each of ``config.dreams`` came from (None: none), recorded in
+      every frame's metadata.
     """
 
     start: torch.Tensor
@@ -98,6 +100,7 @@ class ZoomJob:
     source: str = ""
     source_path: Path | None = None
     name: str = ""
+    presets: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         ZoomVideo(self.start, self.config, seed=self.seed, index=self.index)  # the same checks
@@ -474,13 +477,24 @@ class ZoomSession:
         """The PNG text chunks of frame `index` of `video` (settings, seed, zoom step)."""
         from ..io.metadata import build_metadata
 
-        config = video.job.config.dream_at(index) if index > 0 else None
+        zoom = video.job.config
+        config = zoom.dream_at(index) if index > 0 else None
+        preset = octaves = None
+        if config is not None:
+            stage = ((index - 1) // zoom.cycle_every) % len(zoom.dreams)
+            presets = video.job.presets
+            preset = presets[stage] if stage < len(presets) else None
+            if network is not None:
+                from ..loops import plan_octaves
+
+                size = tuple(int(n) for n in video.job.start.shape[-2:])
+                octaves = len(plan_octaves(size, config.octaves, config.octave_scale, network.min_size).sizes)
         return build_metadata(
             config, model=network.name if network else self.model,
             weights=network.weights if network else self.weights,
             device=str(network.device) if network else "cpu", source=video.job.source,
-            seed=frame_seed(video.job.seed, video.job.index, index), frame=index, video=video.job.index,
-            zoom=video.job.config.feedback_at(index)[0] if index > 0 else None,
+            seed=frame_seed(video.job.seed, video.job.index, index), preset=preset, octaves_used=octaves,
+            frame=index, video=video.job.index, zoom=zoom.feedback_at(index)[0] if index > 0 else None,
         )
 
     def record(self, video: VideoState, index: int, image: np.ndarray, network=None) -> None:
