@@ -37,6 +37,22 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(folder / "moving.mp4", moving_frames(10, 48, 48, STEP))
 
 
+@pytest.fixture(autouse=True)
+def _shared_network(monkeypatch, network):
+    """The CLI's model loading hands out the session's random GoogLeNet (the same weights it would
+    load for --weights random:0), so each command does not build its own."""
+    import dreamer.cli.video as cli_video
+
+    real = cli_video.open_network
+
+    def shared(model, weights, device, *, quiet):
+        if (model, weights) == ("googlenet", "random:0"):
+            return network
+        return real(model, weights, device, quiet=quiet)
+
+    monkeypatch.setattr(cli_video, "open_network", shared)
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, [str(a) for a in args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -213,12 +229,12 @@ def test_cli_outputs_and_ranges(clip, tmp_path):
     assert result.exit_code == 0 and "audio is dropped" in result.output
     assert probe_video(tmp_path / "v.gif").frames == 10
     # a folder of frames
-    code, _ = run("video", clip, "-o", tmp_path / "frames", *FLAGS)
-    assert code == 0 and len(list((tmp_path / "frames").glob("frame_*.png"))) == 10
+    code, _ = run("video", clip, "-o", tmp_path / "frames", *FLAGS, "--end", "4f")
+    assert code == 0 and len(list((tmp_path / "frames").glob("frame_*.png"))) == 4
     # a folder as input
     code, _ = run("video", tmp_path / "frames", "-o", tmp_path / "again.mp4", "--fps", "5", *FLAGS)
     info = probe_video(tmp_path / "again.mp4")
-    assert code == 0 and info.frames == 10 and info.fps == 5 and info.audio is None
+    assert code == 0 and info.frames == 4 and info.fps == 5 and info.audio is None
 
 
 def test_cli_interrupt_and_resume(clip, tmp_path, monkeypatch):
@@ -230,12 +246,13 @@ def test_cli_interrupt_and_resume(clip, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
 
     out = tmp_path / "v.mp4"
+    plain = cli_video.ProgressLine
     monkeypatch.setattr(cli_video, "ProgressLine", Interrupting)
     result = CliRunner().invoke(main, ["video", str(clip), "-o", str(out), *FLAGS])
     assert result.exit_code == 130
     assert "3 of 10 frames" in result.output and "--resume" in result.output
     assert len(decode(partial_path(out))) == 3 and not out.exists()
-    monkeypatch.undo()
+    monkeypatch.setattr(cli_video, "ProgressLine", plain)
     code, text = run("video", clip, "-o", out, *FLAGS)
     assert code == 2 and "already holds frames" in text  # neither --resume nor --force
     code, text = run("video", clip, "-o", out, *FLAGS[:6], "--steps", "1", "-q", "--resume")
