@@ -21,26 +21,15 @@ def _split_cases(values: tuple[str, ...]) -> list[str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write atomically: a temporary file beside `path`, then a rename."""
+    """Write atomically (`dreamer.io.atomic`: a temporary file beside `path`, then a rename)."""
     import json
-    import os
-    import tempfile
+
+    from ..io.atomic import write_text
 
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: {folder} is not a directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 @main.command()

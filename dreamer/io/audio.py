@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import heapq
 import os
-import uuid
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dreamer.errors import EncoderError, ImageError, OutputError
+from dreamer.errors import EncoderError, ImageError
+
+from .atomic import atomic_path
 
 __all__ = ["add_audio", "audio_packets"]
-
-_TMP_PREFIX = ".tmp-"
 
 
 def _av() -> Any:
@@ -71,20 +70,15 @@ def add_audio(
     """
     av = _av()
     video, source, output = Path(video), Path(source), Path(output)
-    tmp = output.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{output.name}")
     try:
-        try:
-            how = _mux(av, video, source, tmp, audio_index, begin, end, transcode=False)
-        except av.FFmpegError:
-            _unlink(tmp)
-            how = _mux(av, video, source, tmp, audio_index, begin, end, transcode=True)
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(output)!r}: {exc.strerror or _one_line(exc)}") from exc
+        with atomic_path(output) as tmp:  # OSErrors become OutputErrors naming `output`
+            try:
+                how = _mux(av, video, source, tmp, audio_index, begin, end, transcode=False)
+            except av.FFmpegError:
+                _unlink(tmp)
+                how = _mux(av, video, source, tmp, audio_index, begin, end, transcode=True)
     except av.FFmpegError as exc:
         raise EncoderError(f"cannot add the audio of {source} to {output}: {_one_line(exc)}") from exc
-    finally:
-        _unlink(tmp)
     return how
 
 

@@ -12,11 +12,9 @@ only on what is new. The cache is written as the scan goes, so an interrupted sc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,15 +256,10 @@ class _Cache:
             "sizes": np.array([keep[p][4] for p in names], dtype=np.int64).reshape(-1, 4),
         }
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.file.stem}.", suffix=".npz", dir=self.file.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, self.file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        from ..io.atomic import atomic_write
+
+        with atomic_write(self.file) as fh:  # OutputError (naming the reason) when it cannot
+            np.savez(fh, **arrays)
 
 
 def _scale(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -352,8 +345,9 @@ def scan_images(
         nonlocal cache_error
         try:
             cache.save()
-        except OSError as exc:
-            cache_error = f"cannot write the activation cache {cache.file}: {exc.strerror or exc}"
+        except (OSError, DreamerError) as exc:
+            reason = exc.message if isinstance(exc, DreamerError) else exc.strerror or exc
+            cache_error = f"cannot write the activation cache {cache.file}: {reason}"
 
     try:
         for start in range(0, len(todo), batch_size):
