@@ -154,7 +154,8 @@ class Unit(Protocol):
     def frames(self) -> dict[int, tuple[int, int]]:
         """job -> (frames finished before this run, frames in all)."""
 
-    def run(self, network: Any, emit: Callable[[Event], None], stopping: Callable[[], bool]) -> UnitResult: ...
+    def run(self, network: Any, emit: Callable[[Event], None], stopping: Callable[[], bool]) -> UnitResult:
+        """On a worker: the work, with the worker's `PreparedNetwork` (kept across units)."""
 
     def abandon(self) -> None:
         """Called on the driver when the unit will not be run again in this run (its worker was
@@ -173,7 +174,9 @@ class RemoteError(DreamerError):
 
 
 class Worker:
-    """Loads the model once; runs units. Turned into a Ray actor by `run_units`.
+    """Loads the model once and prepares it once (`dreamer.backend.prepare`: the folded copy and
+    CUDA graphs it makes are kept for every frame of every unit); runs units. Turned into a Ray
+    actor by `WorkerPool`.
 
     A failure to load (weights missing on this node ...) is kept and reported by `info`, not
     raised, so that the driver can name the node and stop instead of restarting it for ever.
@@ -186,12 +189,13 @@ class Worker:
         try:
             import torch
 
+            from ..backend import prepare
             from ..devices import resolve_device
             from ..models import load_model
 
             if device == "cpu":
                 torch.set_num_threads(spec.cpus)
-            self.network = load_model(spec.model, weights=spec.weights, device=resolve_device(device))
+            self.network = prepare(load_model(spec.model, weights=spec.weights, device=resolve_device(device)))
         except DreamerError as exc:
             self.error = (exc.message, exc.exit_code, exc.hint)
 
