@@ -168,7 +168,8 @@ def _probe_file(path: Path, fps: Fraction | None) -> VideoInfo:
     except PermissionError:
         raise ImageError(f"cannot read {path}: permission denied") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ImageError(f"{path} is not a video PyAV can read: {_one_line(exc)}") from None
+        raise ImageError(f"{path} is not a video PyAV can read (not a video, or corrupt or truncated): "
+                         f"{_one_line(exc)}") from None
     with container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams})
@@ -177,9 +178,15 @@ def _probe_file(path: Path, fps: Fraction | None) -> VideoInfo:
         stream = container.streams.video[0]
         times: list[float] = []
         tb = stream.time_base
+        ends = 0.0  # where the last packet of any stream ends, seconds
         try:
-            for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
+            for packet in container.demux():
+                if packet.size == 0:
+                    continue
+                ptb = packet.time_base
+                if packet.pts is not None and ptb is not None:
+                    ends = max(ends, float((packet.pts + (packet.duration or 0)) * ptb))
+                if packet.stream_index != stream.index or packet.is_discard:
                     continue
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 times.append(float(stamp * tb) if stamp is not None and tb is not None else math.nan)
@@ -187,6 +194,7 @@ def _probe_file(path: Path, fps: Fraction | None) -> VideoInfo:
             raise ImageError(f"{path} is corrupt or truncated: {_one_line(exc)}") from None
         if not times:
             raise ImageError(f"{path} has no frames")
+        _check_complete(path, container, ends)
         audio = None
         if container.streams.audio:
             a = container.streams.audio[0]
@@ -231,6 +239,22 @@ def _probe_file(path: Path, fps: Fraction | None) -> VideoInfo:
         frames=frames, source_frames=len(times), duration=frames / float(rate), variable_rate=variable,
         start_time=start, rotation=rotation, intervals=intervals, audio=audio,
     )
+
+
+def _check_complete(path: Path, container: Any, ends: float) -> None:
+    """A file whose streams all stop well before the duration its header declares was cut off
+    (a copy or recording that did not finish): ImageError rather than a silently short dream."""
+    if not container.duration or ends <= 0:
+        return
+    begin = (container.start_time or 0) / 1_000_000
+    declared = begin + container.duration / 1_000_000
+    missing = declared - ends
+    if missing > max(0.25, 0.02 * (declared - begin)):
+        raise ImageError(
+            f"{path} is truncated: its header says it lasts {declared - begin:.2f}s, but its data ends at "
+            f"{ends - begin:.2f}s",
+            hint="if the part it holds is what you want, save that part to a new file with another tool first",
+        )
 
 
 def _first_frame(path: Path) -> Any:
