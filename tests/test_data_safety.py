@@ -429,3 +429,119 @@ def test_a_noise_source_obeys_max_pixels(cli, tmp_path):
     result = cli("noise:64x64", "--frames", "2", "--max-pixels", "1000", "-o", tmp_path / "z.gif")
     assert result.exit_code == 2 and "max-pixels" in result.output
     assert result.loads == [] and list(tmp_path.iterdir()) == []
+
+
+# --- more hostile set-ups -------------------------------------------------------------------------
+
+
+def test_the_sources_own_folder_as_frames_output_is_refused(cli, tmp_path):
+    src = photo(tmp_path / "cat.png")
+    before = tree(tmp_path)
+    result = cli(src, "--frames", "2", "-o", tmp_path, "--force")
+    assert result.exit_code == 2 and "cat.png" in result.output
+    assert tree(tmp_path) == before
+
+
+def test_a_corrupt_manifest_makes_the_store_foreign(cli, tmp_path, monkeypatch):
+    out = tmp_path / "frames"
+    restore = interrupt_after(monkeypatch, 1)
+    assert cli("noise:32x32", "--frames", "4", "-o", out).exit_code == 130
+    restore()
+    (out / "manifest.json").write_text('{"format": "dreamer zoom 1", "sou')  # cut short
+    before = tree(out)
+    for flag in ("--resume", "--force"):
+        result = cli("noise:32x32", "--frames", "4", "-o", out, flag)
+        assert result.exit_code == 2 and "did not write" in result.output
+    assert tree(out) == before
+
+
+def test_frames_that_are_links_to_other_files_are_not_dreamers(cli, tmp_path):
+    precious = photo(tmp_path / "precious.png")
+    before = digest(precious)
+    store = tmp_path / "z.gif.frames"
+    store.mkdir()
+    FrameStore(store).write_manifest({"format": "dreamer zoom 1", "frames": 2})
+    (store / "frame_000000.png").symlink_to(precious)
+    result = cli("noise:32x32", "--frames", "2", "-o", tmp_path / "z.gif", "--force")
+    assert result.exit_code == 2 and "frame_000000.png" in result.output
+    assert digest(precious) == before and (store / "frame_000000.png").is_symlink()
+
+
+def test_force_replaces_an_output_link_not_the_file_it_points_to(cli, tmp_path):
+    target = tmp_path / "elsewhere.gif"
+    target.write_bytes(b"a user's animation")
+    link = tmp_path / "z.gif"
+    link.symlink_to(target)
+    refused = cli("noise:32x32", "--frames", "2", "-o", link)
+    assert refused.exit_code == 2 and "already exists" in refused.output
+    forced = cli("noise:32x32", "--frames", "2", "-o", link, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert target.read_bytes() == b"a user's animation"
+    assert not link.is_symlink() and len(read_frames(link)) == 2
+
+
+def test_one_videos_partial_may_not_be_another_videos_output(cli, tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("noise:32x32 - a.gif\nnoise:32x32 - a.partial.gif\n")
+    result = cli("--jobs", jobs)
+    assert result.exit_code == 2 and "would both be written" in result.output
+
+
+def test_ctrl_c_while_the_final_video_is_encoded_keeps_the_old_one(cli, tmp_path, monkeypatch):
+    import dreamer.zoom.session as session
+
+    out = tmp_path / "z.gif"
+    assert cli("noise:32x32", "--frames", "3", "-o", out).exit_code == 0
+    before = digest(out)
+    real = session.encode
+
+    def encode(frames, output, **kwargs):
+        if Path(output) == out:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of writing the new video
+        return real(frames, output, **kwargs)
+
+    monkeypatch.setattr(session, "encode", encode)
+    stopped = cli("noise:32x32", "--frames", "3", "--seed", "9", "-o", out, "--force")
+    monkeypatch.setattr(session, "encode", real)
+    assert stopped.exit_code == 130
+    assert digest(out) == before
+    assert len(read_frames(tmp_path / "z.partial.gif")) == 3  # all frames made: the partial holds them
+    resumed = cli("noise:32x32", "--frames", "3", "--seed", "9", "-o", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert digest(out) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.gif"]
+
+
+def test_a_second_ctrl_c_while_the_partial_is_written_leaves_no_half_file(cli, tmp_path, monkeypatch):
+    import dreamer.zoom.session as session
+
+    out = tmp_path / "z.gif"
+    real = session.encode
+
+    def encode(frames, output, **kwargs):
+        raise KeyboardInterrupt
+
+    restore = interrupt_after(monkeypatch, 1)
+    monkeypatch.setattr(session, "encode", encode)
+    stopped = CliRunner().invoke(dreamer.cli.main, ["zoom", "noise:32x32", "--frames", "4", "-o", str(out), *FAST])
+    restore()
+    monkeypatch.setattr(session, "encode", real)
+    assert stopped.exit_code == 130
+    assert not (tmp_path / "z.partial.gif").exists() and not out.exists()
+    assert FrameStore(tmp_path / "z.gif.frames").count() == 2
+    assert not [p for p in tmp_path.rglob(".dreamer-tmp-*")]
+    assert not lock_path(out).exists()
+
+
+def test_a_link_loop_as_output_is_one_line(cli, tmp_path):
+    loop = tmp_path / "loop.gif"
+    loop.symlink_to(loop)
+    result = cli("noise:32x32", "--frames", "2", "-o", loop)
+    assert result.exit_code == 2 and "already exists" in result.output  # a link is a file dreamer did not write
+    assert loop.is_symlink()
+    forced = cli("noise:32x32", "--frames", "2", "-o", loop, "--force")  # the named output: replaced
+    assert forced.exit_code == 0, forced.output
+    assert len(read_frames(loop)) == 2
+
+
+import dreamer.cli  # noqa: E402  (used above through dreamer.cli.main)

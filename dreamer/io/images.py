@@ -375,7 +375,10 @@ def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return a.resolve() == b.resolve()
+        try:
+            return a.resolve() == b.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            return os.path.abspath(a) == os.path.abspath(b)
 
 
 def check_output_path(path: _PathLike, *, force: bool, inputs: Iterable[_PathLike] = ()) -> Path:
@@ -395,7 +398,7 @@ def check_output_path(path: _PathLike, *, force: bool, inputs: Iterable[_PathLik
             raise OutputExistsError(f"{path} would overwrite the input", hint="choose another output path")
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a directory")
-    if path.exists() and not force:
+    if os.path.lexists(path) and not force:  # a link counts, even one leading nowhere
         raise OutputExistsError(f"{path} already exists", hint="pass --force to overwrite")
     parent = path.absolute().parent
     if not parent.exists():

@@ -173,18 +173,23 @@ def _located(name: str, exc: DreamerError) -> DreamerError:
     return exc
 
 
+def _key(path: Path) -> Path:
+    """`path` with links followed where they can be (a link loop or an unreadable folder: as is)."""
+    try:
+        return path.absolute().resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python < 3.13)
+        return Path(os.path.abspath(path))
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return a.absolute().resolve() == b.absolute().resolve()
+        return _key(a) == _key(b)
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().parent == folder.resolve()
-    except OSError:
-        return False
+    return _key(path).parent == _key(folder)
 
 
 def _partial_record(path: Path) -> dict[str, Any] | None:
@@ -274,7 +279,7 @@ class ZoomSession:
         seen: dict[Path, VideoState] = {}
         for video in self.videos:
             for path in self._paths(video):
-                key = path.absolute().resolve()
+                key = _key(path)
                 other = seen.get(key)
                 if other is not None and other is not video:
                     raise UsageError(
@@ -346,7 +351,7 @@ class ZoomSession:
             if survey.foreign:
                 raise self._foreign(folder, survey, "the frame store")
             if mode == "new":
-                if out.exists():
+                if os.path.lexists(out):  # a link too, even one that leads nowhere
                     raise OutputExistsError(f"{str(out)!r} already exists",
                                             hint="use --force to overwrite it, or --resume to continue its run")
                 if survey.frames:
