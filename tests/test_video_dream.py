@@ -350,12 +350,34 @@ def test_cli_bad_files(tmp_path, make, code, message):
     assert not (tmp_path / "bad.dream.mp4").exists() and not (tmp_path / "bad.dream.mp4.frames").exists()
 
 
-def test_cli_truncated_video_keeps_what_was_made(clip, tmp_path):
+def test_cli_truncated_video(clip, tmp_path):
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     code, text = run("video", cut, "-o", tmp_path / "o.mp4", *FLAGS)
-    assert code == 1 and "cut.mp4" in text and "Traceback" not in text
+    assert code == 1 and "cut.mp4" in text and "truncated" in text and "Traceback" not in text
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.mp4.frames").exists()
+
+
+def test_a_failure_mid_run_keeps_the_frames_and_names_them(clip, tmp_path, network, monkeypatch):
+    """An input that breaks after some frames (corrupt data found while decoding)."""
+    import dreamer.io.video_in as video_in
+
+    real = video_in.read_frames
+
+    def breaking(info, start=0, stop=None, *, size=None):
+        for n, frame in enumerate(real(info, start, stop, size=size)):
+            if n == 5:
+                raise dreamer.errors.ImageError(f"{info.path} is corrupt or truncated at frame 5: test")
+            yield frame
+
+    monkeypatch.setattr(video_in, "read_frames", breaking)
+    out = tmp_path / "v.mp4"
+    with pytest.raises(dreamer.errors.ImageError) as error:
+        dream_video(clip, out, network=network, config=VideoConfig(dream=LIGHT))
+    assert "at frame 5" in error.value.message and "5 of 10 frames" in error.value.hint
+    assert len(stored(Path(str(out) + ".frames"))) == 5 and len(decode(partial_path(out))) == 5
+    assert not out.exists()
 
 
 def test_cli_missing_and_odd_inputs(tmp_path):
