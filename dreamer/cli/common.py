@@ -379,8 +379,23 @@ def parse_sources(
             raise UsageError(f"no such file: {shown(text)}", hint="give an image file, or noise:WIDTHxHEIGHT")
         if is_dir:
             raise UsageError(f"{shown(text)} is a directory, not an image file")
+        if size is not None:
+            _check_scaled_file(text, path, size, max_pixels)
         sources.append(Source(text, path=path))
     return sources
+
+
+def _check_scaled_file(text: str, path: Path, size: int, max_pixels: int | None) -> None:
+    """An absurd --size is refused from the image's header, before any model loads. A file that
+    cannot be read is left for its turn (with several images, the others are still made)."""
+    from ..errors import DreamerError
+    from ..io.images import check_image
+
+    try:
+        hw = check_image(path, max_pixels=max_pixels)
+    except DreamerError:
+        return
+    _check_pixels(text, scaled_size(hw, size), size, max_pixels)
 
 
 def load_source(
@@ -602,8 +617,10 @@ def each_source(sources: list[Source], outputs: list[Path], work: Callable[[int,
         except DreamerError as exc:
             if len(sources) == 1:
                 raise
+            from . import CommandError
+
             failures += 1
-            click.echo(f"Error: {src.text}: {exc}", err=True)
+            click.echo(f"Error: {shown(src.text)}: {CommandError(exc).message}", err=True)
     if failures:
         raise click.exceptions.Exit(1)
 

@@ -186,6 +186,8 @@ def filters(layer, cell, normalize, columns, output, force, quiet, **flags) -> N
     from ..visualize.layers import slug
 
     name = layer or "conv1"
+    if layer:
+        _check_conv_name(_model(flags), layer)
     out = _single_output(Path.cwd(), "filters", f".{slug(name)}.png", output, force)
     network = open_network(_model(flags), flags.get("weights"), flags.get("device"), quiet=quiet)
     from ..visualize.filters import filters_sheet
@@ -195,6 +197,27 @@ def filters(layer, cell, normalize, columns, output, force, quiet, **flags) -> N
         sheet, out, network, source=facts["node"], force=force, quiet=quiet, command="filters",
         layer=facts["name"], node=facts["node"], filter=facts["channel"], shape=list(facts["shape"]), normalize=normalize,
     )
+
+
+def _check_conv_name(model: str, layer: str) -> None:
+    """A filters --layer names a layer of the model or one of its modules: checked on the model
+    built without weights (meta device), so a typo is reported before any download."""
+    import torch
+
+    from ..errors import UnknownNameError
+    from ..models import get_spec
+
+    spec = get_spec(model)
+    name = layer.rsplit(":", 1)[0] if ":" in layer else layer
+    try:
+        spec.resolve(name)
+        return
+    except UnknownNameError:
+        with torch.device("meta"):
+            modules = {n for n, _ in spec.build().named_modules() if n}
+        if name in modules:
+            return
+        raise
 
 
 @main.command("top-images")
