@@ -571,7 +571,7 @@ def test_cycle_presets_resolve_each_preset(cli, tmp_path, monkeypatch):
 
         if name not in presets:
             raise UnknownNameError("preset", name, presets)
-        return SimpleNamespace(config=presets[name], start=None)
+        return SimpleNamespace(config=presets[name], start=None, name=name)
 
     monkeypatch.setitem(sys.modules, "dreamer.presets", SimpleNamespace(load_preset=load_preset))
     seen = []
