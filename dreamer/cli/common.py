@@ -124,7 +124,8 @@ def _dream_defaults() -> dict[str, Any]:
 
     d = DreamConfig()
     return {
-        "layer": ", ".join(str(t) for t in d.layers) or "-", "octaves": d.octaves, "octave_scale": d.octave_scale,
+        "layer": f"the model's default layer ({', '.join(str(t) for t in d.layers)} on {d.model})",
+        "octaves": d.octaves, "octave_scale": d.octave_scale,
         "steps": d.steps, "step_size": d.step_size, "jitter": d.jitter, "param": d.param,
         "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "lr": d.learning_rate,
         "precision": d.precision, "tile": d.tile if d.tile is not None else "automatic", "seed": d.seed,
