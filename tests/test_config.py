@@ -105,7 +105,7 @@ def test_largest_seed_works():
     import torch
 
     seed = DreamConfig(seed=2**64 - 1).seed
-    torch.Generator().manual_seed(seed)
+    assert torch.Generator().manual_seed(seed).initial_seed() == 2**64 - 1
 
 
 def test_classes_alone_are_enough():

@@ -137,7 +137,7 @@ def test_run_with_a_role(photo, tmp_path):
     [
         ("activations", "{photo}", "--top", "2"),
         ("filters",),
-        ("occlusion", "{photo}", "--top-class", "--patch", "32", "--stride", "32", "--size", "48"),
+        ("occlusion", "{photo}", "--patch", "32", "--stride", "32", "--size", "48"),
         # guided backprop knows ReLU but not ReLU6: lite0 takes the plain gradient
         ("deconv", "{photo}", "--layer", "block3:5", "--rule", "gradient"),
         ("channels", "--count", "2", "--size", "48", "--steps", "2"),

@@ -302,7 +302,6 @@ def top_images(
 @main.command()
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option("--class", "-c", "class_name", metavar="NAME|INDEX", help="Class whose probability to watch.")
-@click.option("--top-class", is_flag=True, help="Watch the class the network ranks first (the default).")
 @click.option("--patch", type=click.IntRange(min=1), default=32, show_default=True, help="Side of the grey square (px).")
 @click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Step between patch positions (px).")
 @batch_option(32, "Occluded copies")
@@ -312,7 +311,7 @@ def top_images(
 @_output_option
 @_force_option
 @runtime_options
-def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, max_pixels, output, force, quiet, **flags) -> None:
+def occlusion(images, class_name, patch, stride, batch, plain, size, max_pixels, output, force, quiet, **flags) -> None:
     """Slide a grey patch over IMAGE... and map how much the class probability drops.
 
     Red: hiding that region lowers the probability (the network relies on it); blue: it
@@ -324,9 +323,6 @@ def occlusion(images, class_name, top_class, patch, stride, batch, plain, size, 
       dreamer occlusion dog.jpg
       dreamer occlusion dog.jpg --class pomeranian --patch 48 --stride 16
     """
-    if class_name and top_class:
-        raise UsageError("give --class or --top-class, not both")
-
     def check() -> None:
         if class_name:
             from ..models import get_spec
