@@ -336,28 +336,41 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> Non
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_real_signal_mid_run_keeps_the_frames_and_the_next_run_continues(cli, tmp_path, sig):
-    """A separate process, interrupted by a real signal once frame 2 is stored: SIGINT leaves
-    a partial video and exit 130; SIGKILL leaves a stale lock that the next run takes over."""
+def test_a_real_ctrl_c_mid_run_keeps_the_frames_and_writes_a_partial(cli, tmp_path):
+    """A separate `dreamer zoom` process gets a real SIGINT once frame 2 is stored."""
     out = tmp_path / "z.gif"
     proc = _spawn_zoom(tmp_path, out, 400)
     _wait_for(tmp_path / "z.gif.frames" / "frame_000002.png", proc)
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
+    assert proc.returncode == 130, err
     done = FrameStore(tmp_path / "z.gif.frames").count()
     assert done >= 3
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130, err
-        assert "partial video" in err and len(read_frames(tmp_path / "z.partial.gif")) == done
-        assert not lock_path(out).exists()
-    else:
-        assert lock_path(out).exists()  # nobody could remove it
+    assert "partial video" in err and len(read_frames(tmp_path / "z.partial.gif")) == done
+    assert not lock_path(out).exists()
     forced = cli("noise:32x32", "--frames", "3", "-o", out, "--force")
     assert forced.exit_code == 0, forced.output
     assert len(read_frames(out)) == 3 and not lock_path(out).exists()
     assert not (tmp_path / "z.partial.gif").exists()  # the partial of the replaced run went with it
+
+
+def test_a_killed_runs_lock_is_taken_over(cli, tmp_path):
+    """SIGKILL leaves the lock file behind (nothing can remove it); its owner is gone, so the
+    next run takes it over. The holder here only takes the lock, like a run that was dreaming."""
+    out = tmp_path / "z.gif"
+    code = ("import sys, time\nfrom dreamer.io.locks import OutputLock\n"
+            "OutputLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    blocked = cli("noise:32x32", "--frames", "2", "-o", out)
+    assert blocked.exit_code == 1 and f"pid {holder.pid}" in blocked.output
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert lock_path(out).exists()
+    taken = cli("noise:32x32", "--frames", "2", "-o", out)
+    assert taken.exit_code == 0, taken.output
+    assert len(read_frames(out)) == 2 and not lock_path(out).exists()
 
 
 # --- the file system says no ----------------------------------------------------------------------
