@@ -44,6 +44,7 @@ _EXPORTS = {
     "dream_videos": "dreamer.video.session",
     "dream_frames": "dreamer.video.frames",
     "VideoConfig": "dreamer.video.frames",
+    "make_zoom_video": "dreamer.zoom.session",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -141,6 +141,7 @@ class VideoState:
     note: str | None = None  # why there is no partial result, or where the frames are
     swap: bool = False  # frames output: the store is `partial`, moved onto the output at the end
     created: bool = False  # the store folder was made by this session
+    prepared: bool = False  # this session cleared/created the store and wrote its manifest
     survey: StoreSurvey | None = None
 
     @property
@@ -434,13 +435,19 @@ class ZoomSession:
             from ..io.atomic import os_error_message
 
             raise OutputError(os_error_message(store.folder, exc)) from exc
+        video.prepared = True
         store.write_manifest(video.manifest)  # also proves the folder is writable
 
     def _cleanup_unused(self) -> None:
-        """Remove frame store folders this session created and never wrote a frame into."""
+        """Leave no trace where no frame was made: remove the frame store folders this session
+        created, and its manifest from folders that had none before."""
         for video in self.videos:
-            if video.created and video.store.count() == 0:
+            if video.store.count() or not video.prepared:
+                continue
+            if video.created:
                 video.store.clear(remove_folder=True)
+            elif video.survey is not None and video.survey.manifest is None:
+                video.store.clear(remove_folder=False)
 
     def close(self) -> None:
         """Release the locks; remove frame stores made by this session that hold no frame."""
