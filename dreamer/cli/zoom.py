@@ -189,8 +189,8 @@ def _jobs_from_file(path: Path, flags, zoom_kwargs, cycle, fps, size, max_pixels
 @option("--rotate", "rotate_text", metavar="DEG|START:END", show_default="0",
         help="Rotation per frame in degrees, counter-clockwise; START:END ramps.")
 @option("--shift", "shift_text", metavar="DX,DY", show_default="0,0", help="Shift per frame in pixels (x right, y down).")
-@option("--fps", type=FiniteFloat(), metavar="FPS", show_default="30",
-        help="Frames per second of the video, 0.01 to 1000.")
+@option("--fps", type=FiniteFloat(min=0.01, max=1000.0), metavar="FPS", show_default="30",
+        help="Frames per second of the video.")
 @option("--cycle-layer", multiple=True, metavar="LAYER[+LAYER...]",
         help="Cycle through layers, repeatable: each value is one stage (+ combines layers).")
 @option("--cycle-preset", multiple=True, metavar="NAME|FILE", help="Cycle through presets, repeatable.")
