@@ -312,27 +312,19 @@ def config_from_flags(flags: dict[str, Any]):
 
 
 def scaled_size(hw: tuple[int, int], size: int | None) -> tuple[int, int]:
-    """(height, width) after scaling the longest side to `size` (unchanged when None)."""
-    if size is None:
-        return hw
-    h, w = hw
-    f = size / max(h, w)
-    return max(1, round(h * f)), max(1, round(w * f))
+    """(height, width) after scaling the longest side to `size` (unchanged when None); the rule
+    is `dreamer.io.images.scaled_size`."""
+    from ..io.images import scaled_size as rule
+
+    return rule(hw, size)
 
 
 def _check_pixels(text: str, hw: tuple[int, int], size: int | None, max_pixels: int | None) -> None:
-    """A picture dreamer is asked to make (noise, or an image after --size) must obey --max-pixels."""
-    from ..io.images import DEFAULT_MAX_PIXELS
+    """A picture dreamer is asked to make (noise, or an image after --size) must obey --max-pixels
+    (`dreamer.io.images.check_pixels`, the one rule for every command and the library)."""
+    from ..io.images import check_pixels
 
-    limit = max_pixels or DEFAULT_MAX_PIXELS
-    h, w = hw
-    if h * w <= limit:
-        return
-    how = f"--size {size} would make {text} {w}x{h}" if size is not None else f"{text} is {w}x{h}"
-    raise UsageError(
-        f"{how} = {h * w} pixels, more than the --max-pixels limit of {limit}",
-        hint="pass a smaller --size (or noise size), or --max-pixels N to raise the limit",
-    )
+    check_pixels(text, hw, size=size, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
