@@ -89,7 +89,11 @@ def working_size(
 ) -> tuple[int, int]:
     """(height, width) the frames are dreamed at: `size_hw`, or scaled so the longest side is
     `size`. Either must have at most `max_pixels` pixels: a larger video is an ImageError (like
-    a larger image), a `size` that makes too many pixels a UsageError."""
+    a larger image) that suggests --size, a `size` that makes too many pixels a UsageError (the
+    rule of `dreamer.io.images.check_pixels`). A huge video dreamed with --size is decoded at its
+    own size and scaled down frame by frame."""
+    from ..io.images import check_pixels, scaled_size
+
     height, width = size_hw
     if size is None:
         if height * width > max_pixels:
@@ -98,11 +102,6 @@ def working_size(
                 f"{max_pixels}; pass --size N to dream it smaller, or --max-pixels N to raise the limit"
             )
         return size_hw
-    f = size / max(height, width)
-    scaled = (max(1, round(height * f)), max(1, round(width * f)))
-    if scaled[0] * scaled[1] > max_pixels:
-        raise UsageError(
-            f"--size {size} would make {name} {scaled[1]}x{scaled[0]} = {scaled[0] * scaled[1]} pixels per "
-            f"frame, more than the limit of {max_pixels}; pass a smaller --size, or --max-pixels N"
-        )
+    scaled = scaled_size(size_hw, size)
+    check_pixels(name, scaled, size=size, max_pixels=max_pixels)
     return scaled
