@@ -558,3 +558,35 @@ def test_a_link_loop_as_output_is_one_line(cli, tmp_path):
 
 
 import dreamer.cli  # noqa: E402  (used above through dreamer.cli.main)
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(cli, tmp_path, monkeypatch):
+    """`kill`, `timeout` or a job scheduler: frames kept, partial written, lock released, exit 143."""
+    out = tmp_path / "z.gif"
+    before = signal.getsignal(signal.SIGTERM)
+    during_frame(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    stopped = cli("noise:32x32", "--frames", "4", "-o", out)
+    assert stopped.exit_code == 143, stopped.output
+    assert "Terminated" in stopped.output and "partial video" in stopped.output
+    assert len(read_frames(tmp_path / "z.partial.gif")) == 2
+    assert not lock_path(out).exists() and not out.exists()
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is only there while frames are made
+
+
+def test_empty_and_slash_outputs(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", "  "):
+        result = cli("noise:32x32", "--frames", "2", "-o", empty)
+        assert result.exit_code == 2 and "-o needs a file or folder name" in result.output
+    result = cli("noise:32x32", "--frames", "2", "-o", "videos.mp4/")  # a folder, as the slash says
+    assert result.exit_code == 0, result.output
+    assert len(read_frames(tmp_path / "videos.mp4" / "noise_32x32.zoom.mp4")) == 2
+
+
+def test_another_outputs_lock_in_a_folder_does_not_make_it_foreign(cli, tmp_path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / ".inner.gif.dreamer-lock").write_text("{}")  # a run writing frames/inner.gif holds it
+    result = cli("noise:32x32", "--frames", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert (out / ".inner.gif.dreamer-lock").read_text() == "{}"

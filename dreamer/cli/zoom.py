@@ -6,6 +6,7 @@ the files: locks, frame stores, resume, partial results) -> report. No file logi
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         for spec in cycle_layers:
             layers = tuple(s.strip() for s in spec.split("+"))
             if not all(layers):
-                raise ConfigError("cycle-layer", spec, "LAYER or LAYER+LAYER..., e.g. mixed3b or mixed4c:97+mixed5a=0.5")
+                raise UsageError(f"invalid --cycle-layer: {spec!r} "
+                                 "(LAYER or LAYER+LAYER..., e.g. mixed3b or mixed4c:97+mixed5a=0.5)")
             variants.append(dict(flags, layers=layers))
     elif cycle_presets:
         variants = [dict(flags, preset=name) for name in cycle_presets]
@@ -94,6 +96,8 @@ def _outputs(sources, output: str | None, fmt: str | None) -> list[Path]:
     if output is None:
         return [default(s, None) for s in sources]
     text = str(output)
+    if not text.strip():
+        raise UsageError("-o needs a file or folder name", hint="e.g. -o zoom.mp4, or -o videos/")
     path = Path(text).expanduser()
     wants_folder = text.endswith(("/", "\\")) and fmt != "frames"
     if len(sources) == 1 and not wants_folder and not (path.is_dir() and fmt not in (None, "frames")):
@@ -101,7 +105,7 @@ def _outputs(sources, output: str | None, fmt: str | None) -> list[Path]:
         if fmt is not None and fmt != kind:
             raise UsageError(f"-o {path} is a {kind} output but --format {fmt} was given", hint="drop one of them")
         return [path]
-    if path.suffix.lower() in (".mp4", ".gif", ".webp"):
+    if len(sources) > 1 and path.suffix.lower() in (".mp4", ".gif", ".webp"):
         raise UsageError(
             f"-o {path} names one video but {len(sources)} sources were given",
             hint="with several sources, -o names a folder for the videos",
@@ -357,17 +361,46 @@ def _run(session, network, *, batch: int | None, quiet: bool, controls=None) -> 
                 click.echo(str(video.output))
 
     try:
-        session.run(network, batch_size=batch, on_event=on_event, dream=_checked_dream(controls))
+        with _sigterm_as_interrupt() as stop:
+            session.run(network, batch_size=batch, on_event=on_event, dream=_checked_dream(controls))
     except KeyboardInterrupt:
         bar.close()
         _report_unfinished(session)
-        click.echo("Interrupted. Run the same command with --resume to continue.", err=True)
-        raise click.exceptions.Exit(130) from None
+        what = "Terminated" if stop["terminated"] else "Interrupted"
+        click.echo(f"{what}. Run the same command with --resume to continue.", err=True)
+        raise click.exceptions.Exit(143 if stop["terminated"] else 130) from None
     except BaseException:
         bar.close()
         _report_unfinished(session, hint="--resume continues")
         raise
     bar.close()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (`kill`, `timeout`, a job scheduler stopping the run) stops a zoom like Ctrl-C:
+    the frames are kept, partial videos written, the locks released; exit 143 then."""
+    import signal
+    import threading
+
+    stop = {"terminated": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        stop["terminated"] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_unfinished(session, hint: str | None = None) -> None:

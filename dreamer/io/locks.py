@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import DreamerError, OutputError
 from .atomic import os_error_message, temp_path
 
-__all__ = ["LockedError", "OutputLock", "lock_path", "read_lock"]
+__all__ = ["LockedError", "OutputLock", "lock_path", "read_lock", "is_lock_name"]
 
 _SUFFIX = ".dreamer-lock"
 
@@ -54,6 +54,11 @@ def lock_path(target: Path | str) -> Path:
     """The lock file of `target`: ``.<name>.dreamer-lock`` in the same folder."""
     target = Path(target)
     return target.with_name(f".{target.name}{_SUFFIX}")
+
+
+def is_lock_name(name: str) -> bool:
+    """Whether a file name is one of dreamer's lock files."""
+    return name.startswith(".") and name.endswith(_SUFFIX)
 
 
 def read_lock(path: Path) -> dict[str, Any] | None:

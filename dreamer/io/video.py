@@ -39,6 +39,7 @@ from PIL import Image, ImageSequence, PngImagePlugin
 
 from ..errors import EncoderError, ImageError, OutputError, OutputExistsError, UsageError
 from .atomic import atomic_path, is_temp_name, os_error_message, temp_path, write_text
+from .locks import is_lock_name
 
 __all__ = [
     "VIDEO_EXTENSIONS", "STORE_SUFFIX", "MANIFEST_NAME", "MIN_FPS", "MAX_FPS",
@@ -172,6 +173,8 @@ class FrameStore:
                 frames[int(m.group(1))] = path
             elif is_temp_name(name) and not path.is_dir():
                 survey.temps.append(path)
+            elif is_lock_name(name):
+                continue  # another output's lock (frames folders can hold outputs): left to its owner
             elif name not in _NEUTRAL:
                 survey.foreign.append(name)
         if survey.manifest is None:

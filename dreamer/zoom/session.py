@@ -104,7 +104,13 @@ class ZoomJob:
 
     def __post_init__(self) -> None:
         ZoomVideo(self.start, self.config, seed=self.seed, index=self.index)  # the same checks
-        object.__setattr__(self, "output", Path(self.output))
+        output = Path(self.output)
+        if output.name in ("", ".", ".."):  # "", ".", "dir/..": the folder it names, by its own name
+            output = Path(os.path.abspath(output))
+        if not output.name:
+            raise UsageError(f"cannot write a video to {str(self.output)!r}: it names no file or folder",
+                             hint="e.g. zoom.mp4, or a folder name")
+        object.__setattr__(self, "output", output)
         object.__setattr__(self, "fps", check_fps(self.fps))
         if self.source_path is not None:
             object.__setattr__(self, "source_path", Path(self.source_path))
