@@ -163,7 +163,7 @@ def _os_message(exc: OSError) -> str:
     name = exc.filename
     where = f" {shown(name)[:80]}" if name else ""
     if exc.errno == errno.ENOSPC:
-        return f"cannot write{where or ' the output'}: no space left on device"
+        return f"cannot write{where or ' (an output, or standard output)'}: no space left on device"
     if exc.errno == errno.ENAMETOOLONG:
         return f"cannot use{where}: the file name is too long for the file system"
     if exc.errno == errno.EROFS:
