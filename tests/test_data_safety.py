@@ -590,3 +590,29 @@ def test_another_outputs_lock_in_a_folder_does_not_make_it_foreign(cli, tmp_path
     result = cli("noise:32x32", "--frames", "2", "-o", out)
     assert result.exit_code == 0, result.output
     assert (out / ".inner.gif.dreamer-lock").read_text() == "{}"
+
+
+def test_a_full_disk_while_the_video_is_encoded_keeps_the_old_video_and_the_frames(cli, tmp_path, monkeypatch):
+    import dreamer.io.video as video
+
+    out = tmp_path / "z.gif"
+    assert cli("noise:32x32", "--frames", "3", "-o", out).exit_code == 0
+    before = digest(out)
+    real = video._WRITERS["gif"]
+
+    def full(first, frames, path, fps, kind):
+        if not isinstance(path, (str, os.PathLike)):  # the in-memory probe before any work
+            return real(first, frames, path, fps, kind)
+        Path(path).write_bytes(b"GIF89a half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(video._WRITERS, "gif", full)
+    failed = cli("noise:32x32", "--frames", "3", "--seed", "4", "-o", out, "--force")
+    monkeypatch.setitem(video._WRITERS, "gif", real)
+    assert failed.exit_code == 1 and "No space left on device" in failed.output
+    assert "3 of 3 frames are in" in failed.output and "--resume" in failed.output
+    assert digest(out) == before
+    assert not [p for p in tmp_path.rglob(".dreamer-tmp-*")]
+    resumed = cli("noise:32x32", "--frames", "3", "--seed", "4", "-o", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert digest(out) != before and sorted(p.name for p in tmp_path.iterdir()) == ["z.gif"]
