@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
@@ -355,3 +357,33 @@ def test_grow_channels_checks_channels(network):
         CH.grow_channels(network, "mixed3a", [256], size=(40, 40))
     with pytest.raises(UsageError):
         CH.grow_channels(network, "mixed3a:3", [3], size=(40, 40))
+
+
+def test_relu6_rules_rectify_like_relu_keep_the_clip_and_leave_other_hardtanh_alone():
+    x = torch.tensor([-1.0, 2.0, 7.0, 3.0], requires_grad=True)
+    upstream = torch.tensor([5.0, -1.0, 4.0, 2.0])
+    expected = {"guided": [0.0, 0.0, 0.0, 2.0], "deconvnet": [5.0, 0.0, 0.0, 2.0]}
+    for rule, grads in expected.items():
+        with D.relu_rule(rule) as counter:
+            y = nn.ReLU6()(x)
+            # a hardtanh that is not a rectifier keeps its own forward and backward
+            t = F.hardtanh(x, -1.0, 1.0)
+        assert counter.calls == 1
+        assert y.tolist() == [0.0, 2.0, 6.0, 3.0]
+        (g,) = torch.autograd.grad(y, x, upstream)
+        assert g.tolist() == grads, rule
+        (gt,) = torch.autograd.grad(t, x, upstream)
+        assert gt.tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert F.hardtanh is torch.nn.functional.hardtanh and "visualize" not in F.hardtanh.__module__
+
+
+def test_guided_backprop_applies_to_efficientnet_lite(lite0):
+    from dreamer.io.images import load_image
+
+    image = load_image(Path(__file__).resolve().parent.parent / "samples" / "chelsea.png", size=128)
+    maps = A.activation_maps(lite0, image, "block3")
+    channel = int(A.strongest_channels(maps, 1))
+    guided, _ = D.unit_gradient(lite0, image, f"block3:{channel}", rule="guided")
+    plain, _ = D.unit_gradient(lite0, image, f"block3:{channel}", rule="gradient")
+    assert guided.abs().max() > 0
+    assert not torch.allclose(guided, plain)

@@ -9,7 +9,9 @@ ReLU replaced:
 
 torchvision's GoogLeNet applies ``torch.nn.functional.relu`` inside its modules, so the rule is
 applied by swapping that function for the duration of a `relu_rule` block (and restored on
-the way out, even on errors). `nn.ReLU` modules call the same function and are covered too.
+the way out, even on errors). `nn.ReLU` modules call the same function and are covered too, and
+so are ReLU6 rectifiers (`nn.ReLU6`, ``hardtanh(x, 0, 6)``: EfficientNet-Lite), whose clip at 6
+keeps its plain gradient mask.
 """
 
 from __future__ import annotations
@@ -54,6 +56,34 @@ class _DeconvReLU(torch.autograd.Function):
         return grad.clamp_min(0)
 
 
+class _GuidedReLU6(torch.autograd.Function):
+    # ReLU6 (EfficientNet-Lite, MobileNets): the guided rule at the rectifier, the plain gradient
+    # mask at the clip (a unit saturated at 6 passes nothing, as in the forward pass)
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, top: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.top = top
+        return x.clamp(0, top)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad.clamp_min(0) * ((x > 0) & (x < ctx.top)).to(grad.dtype), None
+
+
+class _DeconvReLU6(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, top: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.top = top
+        return x.clamp(0, top)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad.clamp_min(0) * (x < ctx.top).to(grad.dtype), None
+
+
 class ReluCounter:
     """How many ReLU calls went through the swapped function inside a `relu_rule` block."""
 
@@ -76,18 +106,27 @@ def relu_rule(rule: str) -> Iterator[ReluCounter]:
         yield counter
         return
     fn = _GuidedReLU if rule == "guided" else _DeconvReLU
+    fn6 = _GuidedReLU6 if rule == "guided" else _DeconvReLU6
 
     def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:  # noqa: A002 (torch's name)
         counter.calls += 1
         return fn.apply(input)
 
     with _SWAP_LOCK:
-        original = F.relu
-        F.relu = relu
+        original, original_hardtanh = F.relu, F.hardtanh
+
+        def hardtanh(input: torch.Tensor, min_val: float = -1.0, max_val: float = 1.0,  # noqa: A002
+                     inplace: bool = False) -> torch.Tensor:
+            if min_val != 0.0:  # a real hardtanh, not a rectifier: left as it is
+                return original_hardtanh(input, min_val, max_val, inplace)
+            counter.calls += 1
+            return fn6.apply(input, float(max_val))
+
+        F.relu, F.hardtanh = relu, hardtanh
         try:
             yield counter
         finally:
-            F.relu = original
+            F.relu, F.hardtanh = original, original_hardtanh
 
 
 def unit_gradient(
@@ -132,7 +171,7 @@ def unit_gradient(
     if rule != "gradient" and counter.calls == 0:
         raise DreamerError(
             f"the {rule} rule did not apply: this network calls no torch.nn.functional.relu "
-            f"(nn.ReLU or F.relu) on the way to {info.name}",
+            f"(nn.ReLU, nn.ReLU6 or F.relu) on the way to {info.name}",
             hint="use --rule gradient for the plain gradient",
         )
     facts = {
