@@ -148,3 +148,31 @@ def test_help_lists_the_commands():
     result = CliRunner().invoke(main, ["--help"])
     for name in ("activations", "filters", "top-images", "occlusion", "deconv", "channels"):
         assert name in result.output
+
+
+def test_top_images_warns_when_the_unit_is_silent_on_every_image(tmp_path, image, monkeypatch, network):
+    import dreamer.visualize.top_images as T
+    from dreamer.visualize.activations import activation_maps
+
+    # a unit that fires on these images (the same random network as --weights random)
+    unit = int(activation_maps(network, image, "mixed3a").flatten(1).amax(1).argmax())
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(2):
+        save_image(image.roll(10 * i, dims=3), pics / f"p{i}.png")
+    original = T.top_images_sheet
+
+    def silent(scan, channel, **kwargs):
+        scan.peak[:, channel] = 0.0  # the unit never fires on these images
+        return original(scan, channel, **kwargs)
+
+    args = ["top-images", str(pics), "--layer", f"mixed3a:{unit}", "--size", "64", "--no-cache",
+            "--weights", "random"]
+    loud = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert loud.exit_code == 0, loud.output
+    assert "does not fire" not in loud.output
+    monkeypatch.setattr(T, "top_images_sheet", silent)
+    quiet_unit = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "silent.png")], catch_exceptions=False)
+    assert quiet_unit.exit_code == 0, quiet_unit.output
+    assert f"mixed3a:{unit} does not fire on any of the 2 images" in quiet_unit.output

@@ -292,6 +292,13 @@ def top_images(
     if not quiet and scan.reused:
         click.echo(f"{scan.reused} of {len(scan.paths)} images from the activation cache", err=True)
     sheet, hits = top_images_sheet(scan, channel, top=top, tile=cell, columns=columns, max_pixels=max_pixels)
+    if hits and max(h.value for h in hits) <= 0:
+        warn(
+            f"{info.name}:{channel} does not fire on any of the {len(scan.paths)} images (its strongest activation "
+            f"is {max(h.value for h in hits):.3g}), so the ranking means nothing; try another channel "
+            f"(`dreamer activations IMAGE --layer {info.name}` shows the strong ones)",
+            quiet=quiet,
+        )
     _save(
         sheet, out, network, source=str(resolved), force=force, quiet=quiet, command="top-images",
         layer=info.name, channel=channel, size=size, scanned=len(scan.paths),
