@@ -252,7 +252,7 @@ class ZoomSession:
                 try:
                     self._inspect(video)
                 except DreamerError as exc:
-                    raise _located(video.name, exc) if len(self.videos) > 1 else exc from None
+                    raise self._named(video.job, exc) from None
             for video in self.videos:
                 self._prepare(video)
         except BaseException:
@@ -273,9 +273,15 @@ class ZoomSession:
                 problem = "is not a folder" if parent.exists() else "does not exist"
                 raise OutputError(f"cannot write {str(job.output)!r}: folder {str(parent)!r} {problem}")
         except DreamerError as exc:
-            raise _located(job.name, exc) if len(self.jobs) > 1 else exc from None
+            raise self._named(job, exc) from None
         return VideoState(job=job, kind=kind, store=FrameStore(frame_store_path(job.output)),
                           partial=partial_path(job.output), start=job.start)
+
+    def _named(self, job: ZoomJob, exc: DreamerError) -> DreamerError:
+        """`exc` prefixed with the video's name where that helps: several videos, or a name that
+        is not the source (a jobs file's FILE:LINE)."""
+        own = job.name not in (job.source, str(job.output))
+        return _located(job.name, exc) if len(self.jobs) > 1 or own else exc
 
     def _paths(self, video: VideoState) -> list[Path]:
         paths = [video.output, video.store.folder, video.partial]
