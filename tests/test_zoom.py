@@ -722,3 +722,11 @@ def test_help_is_light():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "--cycle-layer" in done.stdout
+
+
+def test_a_jobs_file_output_problem_names_the_line(cli, tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("noise:48x48 - missing/out.gif\n")
+    result = cli("--jobs", str(jobs))
+    assert result.exit_code == 1
+    assert f"{jobs}:1: cannot write" in result.output and "does not exist" in result.output
