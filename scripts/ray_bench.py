@@ -7,14 +7,16 @@ Four measurements of the same jobs file (noise sources, random weights, the zoom
 1 octave x 5 steps, on the CPU):
 
 1. ``dreamer zoom --jobs FILE --batch B`` in a subprocess: the single-process run, end to end
-   (Python start, model load, frames, encoding).
+   (Python start, model load, frames, encoding), with torch's default threads and with one.
 2. ``dreamer zoom --jobs FILE --batch B --ray`` in a subprocess: the same with a local Ray
-   cluster of `--workers` CPUs, end to end (cluster start, each worker loading the model).
-3. Warm, in this process: the session's own run on a loaded network (frames and files only).
-4. Warm, in this process: the same session on an already running cluster whose workers have
-   loaded the model (`run_session`): what a long batch costs per job once started.
+   cluster (one worker of one thread per CPU), end to end (cluster start, model loads).
+3. Warm, in this process: the session's own run on a loaded network (frames and files only),
+   with the default threads and with one.
+4. Warm, in this process: the same session on an already running cluster of `--workers` CPUs
+   whose workers have loaded the model (`run_session`): a long batch's cost once started.
 
-The frames of runs 1 and 2 must be identical (checked). The load average (`os.getloadavg`) is
+torch's CPU kernels sum in an order that depends on the thread count, so the Ray run's frames
+are compared (they must be identical) with the one-thread single process. The load average is
 reported before and after: on a shared machine, a comparison is only as good as its quiet.
 Timings are wall-clock seconds of one run each; repeat the script to see the spread.
 """
@@ -41,9 +43,12 @@ def _jobs_file(folder: Path, jobs: int, size: int, frames: int) -> Path:
     return path
 
 
-def _cli(args: list[str]) -> float:
+def _cli(args: list[str], threads: int | None = None) -> float:
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dreamer", "zoom", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "dreamer", "zoom", *args], capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"dreamer zoom {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -90,11 +95,10 @@ def main() -> None:
     load_before = os.getloadavg()
     flags = ["--batch", str(args.batch), "--weights", "random", "--device", "cpu", "-q", "--model", args.model]
     try:
-        plain_jobs = _jobs_file(tmp / "plain", args.jobs, args.size, args.frames)
-        ray_jobs = _jobs_file(tmp / "ray", args.jobs, args.size, args.frames)
-        plain_s = _cli(["--jobs", str(plain_jobs), *flags])
-        ray_s = _cli_ray(ray_jobs, flags, args.workers)
-        identical = _same(tmp / "plain", tmp / "ray", args.jobs)
+        plain_s = _cli(["--jobs", str(_jobs_file(tmp / "plain", args.jobs, args.size, args.frames)), *flags])
+        one_s = _cli(["--jobs", str(_jobs_file(tmp / "one", args.jobs, args.size, args.frames)), *flags], threads=1)
+        ray_s = _cli_ray(_jobs_file(tmp / "ray", args.jobs, args.size, args.frames), flags, args.workers)
+        identical = _same(tmp / "one", tmp / "ray", args.jobs)
 
         import torch
 
@@ -104,10 +108,15 @@ def main() -> None:
         network = load_model(args.model, weights="random:0", device="cpu")
         with _session(tmp / "warm-warmup", 1, args.size, 2, args.model) as session:
             session.run(network)
-        with _session(tmp / "warm-plain", args.jobs, args.size, args.frames, args.model) as session:
-            start = time.perf_counter()
-            session.run(network, batch_size=args.batch)
-            warm_plain_s = time.perf_counter() - start
+        threads = torch.get_num_threads()
+        warm_plain = {}
+        for n in (threads, 1):
+            torch.set_num_threads(n)
+            with _session(tmp / f"warm-plain-{n}", args.jobs, args.size, args.frames, args.model) as session:
+                start = time.perf_counter()
+                session.run(network, batch_size=args.batch)
+                warm_plain[n] = time.perf_counter() - start
+        torch.set_num_threads(threads)
         with Cluster("local", num_cpus=args.workers), WorkerPool(WorkerSpec(args.model, "random:0", "cpu")) as pool:
             with _session(tmp / "warm-ray-warmup", args.workers, args.size, 2, args.model) as session:
                 run_session(session, pool, batch_size=1)  # every worker loads the model
@@ -121,20 +130,23 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [
-        ("single process, end to end", plain_s),
+        (f"single process, {threads} threads, end to end", plain_s),
+        ("single process, 1 thread, end to end", one_s),
         (f"Ray (local cluster, {os.cpu_count()} CPUs), end to end", ray_s),
-        ("single process, warm (model loaded)", warm_plain_s),
-        (f"Ray, warm ({workers_used} workers loaded)", warm_ray_s),
+        (f"single process, {threads} threads, warm", warm_plain[threads]),
+        ("single process, 1 thread, warm", warm_plain[1]),
+        (f"Ray, warm ({workers_used} workers x 1 thread)", warm_ray_s),
     ]
     print(f"{args.jobs} zoom jobs of {args.size}x{args.size}, {args.frames} frames, 1 octave x 5 steps, "
           f"--batch {args.batch}, random weights, CPU ({platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads in this process)")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
-    print(f"{'run':<44} {'seconds':>8} {'jobs/s':>8} {'vs single':>10}")
-    for (name, seconds), base in zip(rows, (plain_s, plain_s, warm_plain_s, warm_plain_s)):
+    print(f"{'run':<44} {'seconds':>8} {'jobs/s':>8} {'vs first':>10}")
+    bases = (plain_s, plain_s, plain_s, warm_plain[threads], warm_plain[threads], warm_plain[threads])
+    for (name, seconds), base in zip(rows, bases):
         print(f"{name:<44} {seconds:8.1f} {args.jobs / seconds:8.3f} {base / seconds:9.2f}x")
-    print(f"frames of the two end-to-end runs identical: {identical}")
+    print(f"frames of Ray and of the 1-thread single process identical: {identical}")
     if args.json:
         args.json.write_text(json.dumps({
             "jobs": args.jobs, "size": args.size, "frames": args.frames, "batch": args.batch,
