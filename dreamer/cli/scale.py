@@ -75,8 +75,8 @@ def zoom_on_ray(session, address: str, *, weights: str | None, device: str | Non
     warnings, skip = check_sizes(session, get_spec(session.model).min_size)
     for message in warnings:
         warn(message, quiet=quiet)
-    todo = [v for v in session.todo if session.videos.index(v) not in skip]
-    label = f"zoom {len(todo)} video{'s' if len(todo) != 1 else ''} on ray"
+    count = len(session.videos)
+    label = f"zoom {count} video{'s' if count != 1 else ''} on ray"
     bar = ProgressLine(label, quiet=quiet)
     failed: list[JobFailed] = []
 
@@ -99,10 +99,12 @@ def zoom_on_ray(session, address: str, *, weights: str | None, device: str | Non
             warn(f"worker {event.worker} was lost ({event.reason}); {then}", quiet=quiet)
         rate = progress.rate
         workers = len(progress.workers)
-        detail = f"{len(progress.finished)}/{progress.jobs_total} videos"
+        detail = f"{len(progress.finished)}/{progress.jobs_total} videos done"
+        if progress.failed:
+            detail += f", {len(progress.failed)} failed"
         if rate is not None:
             detail += f", {rate:.1f} frames/s"
-        detail += f" on {workers} worker{'s' if workers != 1 else ''}"
+        detail += f", {workers} worker{'s' if workers != 1 else ''}"
         bar.update(progress.frames_done, progress.frames_total, detail)
 
     try:
@@ -114,6 +116,11 @@ def zoom_on_ray(session, address: str, *, weights: str | None, device: str | Non
             report_unfinished(session)
         click.echo("Interrupted. Run the same command with --resume to continue.", err=True)
         raise click.exceptions.Exit(130) from None
+    except BaseException:  # the cluster could not be used: say where the frames made so far are
+        bar.close()
+        if report_unfinished is not None:
+            report_unfinished(session, hint="--resume continues")
+        raise
     finally:
         bar.close()
     if failed:

@@ -350,14 +350,14 @@ def run_session(session, pool, *, batch_size: int | None = None, dream: Callable
     failures, `session.interrupted()` writes the partial videos; Ctrl-C then raises
     `RunInterrupted`. Returns the `RunReport` (jobs numbered by position in ``session.videos``).
     """
-    from .runner import JobReport, RunInterrupted, run_units
+    from .runner import run_units
 
     skip = dict(skip or {})
     before: list[Event] = []
     for number, video in enumerate(session.videos):
         if number in skip:
             video.status = "failed"
-            before.append(JobFailed(number, skip[number].message, skip[number].exit_code))
+            before.append(JobFailed(number, str(skip[number]), skip[number].exit_code))
         elif video.status != "finished" and video.done >= video.frames:
             before.extend(_finish(session, number))
     tasks = [t for t in session_tasks(session) if t.job not in skip]
@@ -391,6 +391,6 @@ def _finish(session, number: int) -> list[Event]:
     try:
         output = session.finish(video)
     except DreamerError as exc:
-        message = exc.message if exc.message.startswith(f"{video.name}:") else f"{video.name}: {exc.message}"
+        message = str(exc) if exc.message.startswith(f"{video.name}:") else f"{video.name}: {exc}"
         return [JobFailed(number, message, exc.exit_code)]
     return [JobFinished(number, str(output))]
