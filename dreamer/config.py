@@ -27,7 +27,11 @@ __all__ = [
 ]
 
 PARAMS = ("pixel", "fft")
-TRANSFORMS = ("none", "standard")
+TRANSFORMS = ("none", "standard", "crops")
+#: Most views a render may look at per step (each one is a forward and backward pass).
+MAX_VIEWS = 64
+#: Largest Fourier spectrum exponent (`decay`): beyond it an image has almost no fine detail left.
+MAX_DECAY = 4.0
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # module paths of custom networks may start with a digit ("2", "features.10"); "@deep" names a role
@@ -223,6 +227,15 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(name, value, "one of " + ", ".join(choices))
 
 
+def _check_crop(value: Any) -> None:
+    allowed = "two fractions [low, high] of the canvas side with 0 < low <= high <= 1, e.g. [0.5, 1.0]"
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    if not ok or not 0.0 < value[0] <= value[1] <= 1.0:
+        raise ConfigError("crop", list(value) if isinstance(value, tuple) else value, allowed)
+
+
 @dataclass(frozen=True)
 class DreamConfig:
     """Everything that decides what a dream looks like, given the model and the start image.
@@ -237,14 +250,22 @@ class DreamConfig:
     - ``transforms``: random changes the image must survive each step: ``none`` (just the
       roll of ``jitter`` pixels), ``standard`` (roll, then a random scale in 0.9-1.1 and
       rotation in ±10 degrees, then a roll of up to ``jitter // 4``; the same table in both loops,
-      `dreamer.transforms.STANDARD_SCALES`/`STANDARD_ANGLES`).
+      `dreamer.transforms.STANDARD_SCALES`/`STANDARD_ANGLES`), ``crops`` (render loop only:
+      after the roll, random square crops of ``crop`` times the canvas's shorter side, rotated,
+      mirrored, resampled to the network's input size, plus pixel noise:
+      `dreamer.transforms.RandomCrops`).
+    - ``views``: how many independently transformed copies of each image a render step looks
+      at; the loss is their mean (more views, steadier steps, ``views`` times the work).
+    - ``decay``: the Fourier image's spectrum falls as 1/frequency**decay (fft): larger values
+      favour coarse structure.
     - ``tv_weight``: total-variation penalty; ``blur``: Gaussian sigma (px) applied to the
       gradient, both suppress high-frequency noise.
     - ``precision`` and ``tile`` decide how gradients are computed (`dreamer.backend`), in both
       loops: ``tile`` splits big images for objectives that are means over positions (layers).
 
     Fields only one loop reads: ``octaves``, ``octave_scale`` and ``step_size`` (pixel);
-    ``learning_rate`` and ``decorrelate`` (fft). Everything else is used by both.
+    ``learning_rate``, ``decorrelate``, ``decay``, ``views`` and ``crop`` (fft). Everything else is
+    used by both.
     """
 
     model: str = "googlenet"
@@ -259,6 +280,9 @@ class DreamConfig:
     decorrelate: bool = True
     transforms: str = "none"
     learning_rate: float = 0.05
+    views: int = 1
+    crop: tuple[float, float] = (0.5, 1.0)
+    decay: float = 1.0
     tv_weight: float = 0.0
     blur: float = 0.0
     precision: str = "auto"
@@ -302,7 +326,19 @@ class DreamConfig:
         if not isinstance(self.decorrelate, bool):
             raise ConfigError("decorrelate", self.decorrelate, "true or false")
         _check_choice("transforms", self.transforms, TRANSFORMS)
+        if self.transforms == "crops" and self.param != "fft":
+            raise ConfigError(
+                "transforms", "crops", "none or standard with param pixel: crops need the render loop (param fft)"
+            )
         _check_float("learning_rate", self.learning_rate, "a number > 0", low=0.0, strict=True)
+        _check_int("views", self.views, 1, f"an integer from 1 to {MAX_VIEWS}")
+        if self.views > MAX_VIEWS:
+            raise ConfigError("views", self.views, f"an integer from 1 to {MAX_VIEWS}")
+        _check_crop(self.crop)
+        object.__setattr__(self, "crop", (float(self.crop[0]), float(self.crop[1])))
+        _check_float("decay", self.decay, f"a number from 0 to {MAX_DECAY:g}", low=0.0, strict=False)
+        if self.decay > MAX_DECAY:
+            raise ConfigError("decay", self.decay, f"a number from 0 to {MAX_DECAY:g}")
         _check_float("tv_weight", self.tv_weight, "a number >= 0", low=0.0, strict=False)
         _check_float("blur", self.blur, "a number >= 0 (Gaussian sigma in pixels)", low=0.0, strict=False)
         _check_choice("precision", self.precision, PRECISIONS)
@@ -338,6 +374,8 @@ class DreamConfig:
             value = getattr(self, f.name)
             if f.name in ("layers", "classes"):
                 value = [str(t) for t in value]
+            elif f.name == "crop":
+                value = list(value)  # as JSON and TOML read it back
             out[f.name] = value
         return out
 

@@ -67,8 +67,12 @@ _COMMENTS = {
     "jitter": "random shift per step, pixels",
     "param": 'image parameterisation: "pixel" (classic DeepDream) or "fft" (Fourier, for growing from noise)',
     "decorrelate": "fft: optimise decorrelated colours rather than R, G, B",
-    "transforms": '"none" (only the jitter shift) or "standard" (shift, random scale and rotation)',
+    "transforms": '"none" (only the jitter shift), "standard" (shift, random scale and rotation) or '
+    '"crops" (fft: random square crops of the canvas at the model\'s input size, rotated, mirrored, noisy)',
     "learning_rate": "fft: Adam learning rate",
+    "views": "fft: randomly transformed views of the image per step, their objectives averaged",
+    "crop": "fft, transforms crops: [low, high] side of a crop as a fraction of the canvas's shorter side",
+    "decay": "fft: the Fourier image's spectrum falls as 1/frequency**decay (larger: coarser shapes)",
     "tv_weight": "total-variation penalty (smoother images), >= 0",
     "blur": "Gaussian blur sigma (pixels) of each step's gradient, >= 0",
     "precision": '"auto", "fp32", "bf16" or "fp16"',

@@ -21,6 +21,10 @@ __all__ = [
     "STANDARD_ANGLES",
     "RandomScaleRotate",
     "standard_transform",
+    "CROP_ANGLE",
+    "CROP_FLIP",
+    "CROP_NOISE",
+    "RandomCrops",
     "feedback",
     "gaussian_blur",
 ]
@@ -137,6 +141,118 @@ def standard_transform(generators: Sequence[torch.Generator], jitter: int) -> Ra
     reflected), then a second shift of up to a quarter of `jitter`, so the rescaled pixel grid
     does not line up with the network's strides."""
     return RandomScaleRotate(generators, fine_jitter=jitter // 4)
+
+
+# --- the ``crops`` transforms of the render loop ----------------------------------------------
+#: Largest rotation (degrees, either way) of a ``crops`` view: one angle drawn uniformly per view.
+CROP_ANGLE = 15.0
+#: Probability that a ``crops`` view is mirrored left-right.
+CROP_FLIP = 0.5
+#: Standard deviation of the Gaussian pixel noise added to each ``crops`` view (RGB in [0,1]).
+CROP_NOISE = 0.02
+
+
+class RandomCrops:
+    """`views` random square views of each image, each resampled to `size` x `size` pixels.
+
+    One view: a square of side U(`side`) times the canvas's shorter side, placed uniformly
+    where it fits inside the canvas, rotated U(±`angle`)
+    degrees about its centre, mirrored with probability `flip`, sampled with one bilinear
+    `grid_sample` (edges reflected, where a rotated corner leaves the canvas) and given Gaussian
+    noise of `noise`. A view larger than `size` is sampled from an antialiased downscaled copy,
+    so a shrinking view averages pixels instead of skipping them (and its gradient reaches every
+    pixel). Every draw of image i comes from `generators[i]`, so an image in a batch sees the
+    views it would see alone.
+
+    `draw(size_hw)` picks new views for canvases of (height, width); calling it applies them to
+    a (B,3,H,W) batch and returns `views` tensors of (B,3,size,size), the j-th view of every
+    image in the j-th. Differentiable; draws are on the CPU, the result on `x`'s device.
+    """
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        *,
+        views: int,
+        side: tuple[float, float],
+        size: int,
+        angle: float = CROP_ANGLE,
+        flip: float = CROP_FLIP,
+        noise: float = CROP_NOISE,
+    ) -> None:
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        if not 0.0 < side[0] <= side[1] <= 1.0:
+            raise ValueError(f"side must be a range within (0, 1], got {side}")
+        self.generators = list(generators)
+        self.views = views
+        self.side = (float(side[0]), float(side[1]))
+        self.size = int(size)
+        self.angle = float(angle)
+        self.flip = float(flip)
+        self.noise = float(noise)
+        self.thetas: torch.Tensor | None = None  # (B, views, 2, 3) sampling grids' affine maps
+        self.sides: torch.Tensor | None = None  # (B, views) crop sides in canvas pixels
+        self.noises: list[torch.Tensor] | None = None  # per image (views, 3, size, size)
+        self.size_hw: tuple[int, int] | None = None
+
+    def draw(self, size_hw: tuple[int, int]) -> None:
+        h, w = size_hw
+        short = min(h, w)
+        thetas, sides, noises = [], [], []
+        for g in self.generators:
+            u = torch.rand(self.views, 5, generator=g, dtype=torch.float64)
+            frac = self.side[0] + (self.side[1] - self.side[0]) * u[:, 0]
+            side = frac * short
+            # the largest offset of the crop centre from the canvas centre that keeps it inside,
+            # in normalised coordinates (-1..1 spans the canvas)
+            room_x, room_y = 1.0 - side / w, 1.0 - side / h
+            cx, cy = room_x * (2 * u[:, 1] - 1), room_y * (2 * u[:, 2] - 1)
+            a = torch.deg2rad(self.angle * (2 * u[:, 3] - 1))
+            mirror = torch.where(u[:, 4] < self.flip, -1.0, 1.0).to(torch.float64)
+            theta = torch.zeros(self.views, 2, 3, dtype=torch.float64)
+            # output (u, v) in -1..1 -> input: centre + rotation of the (mirrored) offset, scaled
+            # by the crop side over each canvas side (so rotations stay rigid on any aspect)
+            theta[:, 0, 0] = side / w * torch.cos(a) * mirror
+            theta[:, 0, 1] = -side / w * torch.sin(a)
+            theta[:, 1, 0] = side / h * torch.sin(a) * mirror
+            theta[:, 1, 1] = side / h * torch.cos(a)
+            theta[:, 0, 2] = cx
+            theta[:, 1, 2] = cy
+            thetas.append(theta.float())
+            sides.append(side.float())
+            if self.noise > 0:
+                noises.append(self.noise * torch.randn(self.views, 3, self.size, self.size, generator=g))
+        self.thetas = torch.stack(thetas)
+        self.sides = torch.stack(sides)
+        self.noises = noises or None
+        self.size_hw = (h, w)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b, _, h, w = x.shape
+        if len(self.generators) != b:
+            raise ValueError(f"{len(self.generators)} generators for a batch of {b}")
+        if self.thetas is None or self.size_hw != (h, w):
+            self.draw((h, w))
+        out = []
+        for j in range(self.views):
+            views = []
+            for i in range(b):
+                src = x[i : i + 1]
+                shrink = float(self.sides[i, j]) / self.size  # type: ignore[index]
+                if shrink > 1.0:
+                    # normalised coordinates do not depend on resolution: the same map samples
+                    # the downscaled copy at about one canvas pixel per view pixel
+                    small = (max(1, round(h / shrink)), max(1, round(w / shrink)))
+                    src = F.interpolate(src, size=small, mode="bilinear", align_corners=False, antialias=True)
+                theta = self.thetas[i, j : j + 1].to(x.device, x.dtype)  # type: ignore[index]
+                grid = F.affine_grid(theta, [1, x.shape[1], self.size, self.size], align_corners=False)
+                views.append(F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False))
+            batch = torch.cat(views)
+            if self.noises is not None:
+                batch = batch + torch.stack([n[j] for n in self.noises]).to(x.device, x.dtype)
+            out.append(batch)
+        return out
 
 
 def feedback(

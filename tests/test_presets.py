@@ -95,8 +95,8 @@ def test_class_presets_grow_their_class_from_noise(name, cls, network):
     assert [c.name for c in preset.config.classes] == [cls]
     assert cls in network.categories  # torchvision's exact spelling
     assert preset.config.layers == ()
-    assert preset.config.param == "fft" and preset.config.transforms == "standard"
-    assert preset.config.decorrelate and preset.config.steps >= 256
+    assert preset.config.param == "fft" and preset.config.transforms == "crops" and preset.config.views >= 2
+    assert preset.config.decorrelate and preset.config.steps >= 200
     assert preset.start is not None and preset.start.startswith("noise:")
 
 

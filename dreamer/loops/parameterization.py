@@ -51,13 +51,13 @@ def _color_matrix(decorrelate: bool, device: torch.device) -> torch.Tensor:
     return m.to(device=device, dtype=torch.float32)
 
 
-def _to_rgb(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) unbounded values -> (B,3,H,W) RGB in [0,1] (colour map, then sigmoid)."""
-    return torch.sigmoid(torch.einsum("ij,bjhw->bihw", matrix, values))
+def _to_logits(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) unbounded values -> (B,3,H,W) RGB logits (the colour map; a sigmoid follows)."""
+    return torch.einsum("ij,bjhw->bihw", matrix, values)
 
 
 def _from_rgb(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Inverse of `_to_rgb` for an image in [0,1] (clamped into [EPS, 1-EPS] first)."""
+    """Inverse of `_to_logits` and the sigmoid for an image in [0,1] (clamped into [EPS, 1-EPS] first)."""
     logits = torch.logit(image.clamp(EPS, 1.0 - EPS))
     inverse = torch.linalg.inv(matrix.double()).float()
     return torch.einsum("ij,bjhw->bihw", inverse, logits)
@@ -73,9 +73,13 @@ class Parameterization:
     def parameters(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def logits(self) -> torch.Tensor:
+        """(B,3,H,W) float32: the images before the sigmoid (RGB logits), differentiable."""
+        raise NotImplementedError
+
     def __call__(self) -> torch.Tensor:
         """The images, (B,3,H,W) float32 in [0,1], differentiable with respect to `parameters`."""
-        raise NotImplementedError
+        return torch.sigmoid(self.logits())
 
 
 class PixelImage(Parameterization):
@@ -89,8 +93,8 @@ class PixelImage(Parameterization):
     def parameters(self) -> list[torch.Tensor]:
         return [self.values]
 
-    def __call__(self) -> torch.Tensor:
-        return _to_rgb(self.values, self.matrix)
+    def logits(self) -> torch.Tensor:
+        return _to_logits(self.values, self.matrix)
 
 
 def _frequency_scale(size_hw: tuple[int, int], decay: float, device: torch.device) -> torch.Tensor:
@@ -126,21 +130,24 @@ class FourierImage(Parameterization):
     def parameters(self) -> list[torch.Tensor]:
         return [self.spectrum]
 
-    def __call__(self) -> torch.Tensor:
+    def logits(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
         values = torch.fft.irfft2(spectrum, s=self.size_hw, norm="ortho") / _FOURIER_GAIN
-        return _to_rgb(values, self.matrix)
+        return _to_logits(values, self.matrix)
 
 
-def make_parameterization(kind: str, start: torch.Tensor, *, decorrelate: bool = True) -> Parameterization:
+def make_parameterization(
+    kind: str, start: torch.Tensor, *, decorrelate: bool = True, decay: float = 1.0
+) -> Parameterization:
     """The parameterisation `kind` ("pixel" or "fft") reproducing `start` (B,3,H,W) in [0,1].
 
-    Its tensors live on `start`'s device.
+    `decay` is the Fourier image's spectrum exponent (ignored by ``pixel``). Its tensors live
+    on `start`'s device.
     """
     if start.dim() != 4 or start.shape[1] != 3:
         raise ValueError(f"start must be (B,3,H,W), got {tuple(start.shape)}")
     if kind == "fft":
-        return FourierImage(start, decorrelate=decorrelate)
+        return FourierImage(start, decorrelate=decorrelate, decay=decay)
     if kind == "pixel":
         return PixelImage(start, decorrelate=decorrelate)
     raise ValueError(f"unknown parameterisation {kind!r} (pixel or fft)")

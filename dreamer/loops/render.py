@@ -26,7 +26,10 @@ from ..objectives import Objective, build_objective
 from .common import Progress, ProgressFn, check_batch, check_size, make_generators, total_variation
 from .parameterization import make_parameterization
 
-__all__ = ["render"]
+__all__ = ["render", "input_size", "DEFAULT_INPUT_SIZE"]
+
+#: The side of the ``crops`` views for a network without a model spec (`Network.from_module`).
+DEFAULT_INPUT_SIZE = 224
 
 
 class _BlurGradient(torch.autograd.Function):
@@ -57,11 +60,13 @@ def render(
     parameterisation is initialised to reproduce it (within 0.01), so a photo turns into
     what the objective asks for and noise grows into it. `network`: a loaded Network or a
     `PreparedNetwork` you hold. Runs `config.steps` Adam steps of learning rate
-    `config.learning_rate` on the loss ``-objective + tv_weight * TV(image)``, each through a
-    roll of up to `config.jitter` pixels and the random transforms `config.transforms`;
-    `config.blur` > 0 blurs each step's gradient with that sigma (pixels). Also uses
-    `decorrelate`, `precision`, `tile` and `seed`; `octaves`, `octave_scale` and `step_size`
-    belong to the classic loop.
+    `config.learning_rate` on the loss ``-objective + tv_weight * TV(image)``, the objective
+    averaged over `config.views` views of each image, each view a roll of up to `config.jitter`
+    pixels and the random transforms `config.transforms` (``crops``: square crops of
+    `config.crop` times the shorter side, rotated, mirrored, noisy, resampled to the network's
+    input size, see `input_size`); `config.blur` > 0 blurs each step's gradient with that sigma
+    (pixels). Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`; `octaves`,
+    `octave_scale` and `step_size` belong to the classic loop.
 
     Returns a new (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one
     seed per image (default `config.seed` for all); each image depends only on its own seed.
@@ -75,22 +80,26 @@ def render(
     if objective is None:
         objective = build_objective(backend.network, config.layers, config.classes)
     start = images.detach().to(device=backend.device, dtype=torch.float32)
-    param = make_parameterization(config.param, start, decorrelate=config.decorrelate)
+    param = make_parameterization(config.param, start, decorrelate=config.decorrelate, decay=config.decay)
     optimizer = torch.optim.Adam(param.parameters(), lr=config.learning_rate)
     generators = make_generators(seeds)
-    standard = T.standard_transform(generators, config.jitter) if config.transforms == "standard" else None
+    views = _Views(config, generators, input_size(backend.network))
 
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
         image = param()
         x = _BlurGradient.apply(image, config.blur) if config.blur > 0 else image
-        x = T.roll(x, T.draw_shifts(generators, config.jitter))
-        if standard is not None:
-            standard.draw()
-            x = standard(x)
-        # the network's gradient from the backend, then back through transforms and parameters
-        grad, score = backend.gradient(x.detach(), objective, precision=config.precision, tile=config.tile)
-        loss = -(x * grad).sum()
+        seen = views(x)
+        # the network's gradient of each view from the backend (one call per view, so an
+        # objective that compares the images of a batch sees one view of each), then back
+        # through the transforms and the parameterisation; the loss is the mean over views
+        loss = image.new_zeros(())
+        score = None
+        for v in seen:
+            grad, s = backend.gradient(v.detach(), objective, precision=config.precision, tile=config.tile)
+            loss = loss - (v * grad).sum() / len(seen)
+            score = s if score is None else score + s
+        score = score / len(seen)
         if config.tv_weight:
             loss = loss + config.tv_weight * total_variation(image).sum()
         loss.backward()
@@ -100,3 +109,58 @@ def render(
 
     with torch.no_grad():
         return param().float().clamp(0.0, 1.0)
+
+
+def input_size(network) -> int:
+    """The side (pixels) of the views ``crops`` feeds `network`: the size its model was trained
+    at (`ModelSpec.input_size`), 224 for a network without a spec."""
+    spec = getattr(network, "spec", None)
+    return int(spec.input_size) if spec is not None else DEFAULT_INPUT_SIZE
+
+
+class _Views:
+    """Each step's views of the images: `config.views` independent draws of the roll of up to
+    `config.jitter` pixels followed by the random transforms `config.transforms`.
+
+    Calling it draws new transforms and returns a list of `config.views` batches (B,3,h,w),
+    the j-th view of every image in the j-th; every draw comes from the image's own generator.
+    """
+
+    def __init__(self, config: DreamConfig, generators: Sequence[torch.Generator], size: int) -> None:
+        self.generators = generators
+        self.jitter = config.jitter
+        self.count = config.views
+        self.standard = (
+            [T.standard_transform(generators, config.jitter) for _ in range(config.views)]
+            if config.transforms == "standard"
+            else None
+        )
+        self.crops = (
+            T.RandomCrops(
+                generators,
+                views=config.views,
+                side=config.crop,
+                size=size,
+                angle=T.CROP_ANGLE,
+                flip=T.CROP_FLIP,
+                noise=T.CROP_NOISE,
+            )
+            if config.transforms == "crops"
+            else None
+        )
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.crops is not None:
+            # one roll (the Fourier image is periodic, so it costs nothing), then the crops
+            x = T.roll(x, T.draw_shifts(self.generators, self.jitter))
+            self.crops.draw(tuple(x.shape[-2:]))
+            return self.crops(x)
+        out = []
+        for j in range(self.count):
+            v = T.roll(x, T.draw_shifts(self.generators, self.jitter))
+            if self.standard is not None:
+                self.standard[j].draw()
+                v = self.standard[j](v)
+            out.append(v)
+        return out
+
