@@ -91,6 +91,18 @@ def diversity(net, size=160, n=4, weight=50.0, cls="anemone fish"):
 
 
 MAKERS = {"guide": guide, "keep-colors": keep_colors, "mask": mask, "neuron": neuron, "diversity": diversity}
+TITLES = {
+    "guide": "--guide: the block4 dream grows what each guide shows",
+    "keep-colors": "--keep-colors: the dream in luminance, the photo's chroma",
+    "mask": "--mask: black stays the photo, bit for bit",
+    "neuron": "neurons: one unit at the centre against its whole channel",
+    "diversity": "--batch 4 --diversity 50: the same class, four different renders",
+}
+
+
+def titled(sheet: torch.Tensor, text: str) -> torch.Tensor:
+    """`sheet` under a title line that names the network the pictures were made on."""
+    return make_grid(sheet[None], title=f"{text}  (EfficientNet-Lite0, ImageNet weights)")
 
 
 def main() -> None:
@@ -106,7 +118,7 @@ def main() -> None:
         t = time.time()
         maker = MAKERS[name]
         sheet = maker(net, photo) if name in ("guide", "keep-colors", "mask") else maker(net)
-        path = save_image(sheet, args.out / f"{name}.png", force=True)
+        path = save_image(titled(sheet, TITLES[name]), args.out / f"{name}.png", force=True)
         print(f"{path} ({math.ceil(time.time() - t)} s)")
 
 
