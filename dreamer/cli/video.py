@@ -15,6 +15,7 @@ from .common import (
     option, output_option, runtime_options, size_option, warn,
 )
 from .progress import ProgressLine
+from .scale import ray_option, video_on_ray
 
 KINDS = ("mp4", "gif", "webp", "frames")
 
@@ -98,10 +99,12 @@ def _outputs(inputs: list[Path], text: str | None, fmt: str | None) -> list[Path
 @option("--keep-frames", is_flag=True, help="Keep the PNG frames beside a finished .mp4/.gif/.webp.")
 @force_option
 @option("--resume", "-r", is_flag=True, help="Continue an interrupted run from its last finished frame.")
+@ray_option
 def video(
     inputs: tuple[str, ...], flow: str | None, blend: float | None, start: str | None, end: str | None,
     fps: float | None, size: int | None, max_pixels: int | None, output: str | None, fmt: str | None,
-    batch: int | None, no_audio: bool, keep_frames: bool, force: bool, resume: bool, quiet: bool, **flags: Any,
+    batch: int | None, no_audio: bool, keep_frames: bool, force: bool, resume: bool, quiet: bool,
+    ray_address: str | None, **flags: Any,
 ) -> None:
     """Dream VIDEO... so that the dream moves with the scene instead of flickering.
 
@@ -137,6 +140,12 @@ def video(
             raise UsageError(f"no such file or folder: {text}", hint="give a video file or a folder of numbered frames")
         paths.append(path)
     outputs = _outputs(paths, output, fmt)
+    if ray_address is not None:  # each video dreamed by a worker of a Ray cluster (dreamer.scale.video)
+        return video_on_ray(
+            [VideoJob(i, o) for i, o in zip(paths, outputs)], ray_address, config=config, weights=flags.get("weights"),
+            device=flags.get("device"), batch=batch, quiet=quiet, start=start_at, end=end_at, size=size,
+            max_pixels=max_pixels, fps=fps, audio=not no_audio, force=force, resume=resume, keep_frames=keep_frames,
+        )
     model = config.dream.model
 
     def load():

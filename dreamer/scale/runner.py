@@ -39,6 +39,7 @@ from .cluster import ClusterError, require_ray
 __all__ = [
     "WorkerSpec", "Unit", "UnitResult", "Event", "WorkerReady", "UnitStarted", "FrameDone", "JobFinished",
     "JobFailed", "WorkerLost", "ClusterProgress", "JobReport", "RunReport", "RunInterrupted", "RemoteError",
+    "failure_message",
     "Worker", "WorkerPool", "run_units",
 ]
 
@@ -160,6 +161,21 @@ class Unit(Protocol):
     def abandon(self) -> None:
         """Called on the driver when the unit will not be run again in this run (its worker was
         killed at Ctrl-C, or died too often): leave its files ready to be resumed later."""
+
+    # Optional: ``again() -> Unit``, the same unit (same number and jobs) as it is to run after its
+    # worker died, e.g. resuming from its frame stores where the first try started over.
+
+
+def failure_message(exc: BaseException) -> tuple[str, int]:
+    """On a worker: the message and exit code of a video that failed with `exc`; bugs are
+    raised again (they reach the driver as such)."""
+    if isinstance(exc, DreamerError):
+        return str(exc), exc.exit_code
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of device memory; try a smaller --size or --batch, or --tile 512", 1
+    raise exc
 
 
 class RemoteError(DreamerError):
@@ -573,7 +589,8 @@ def run_units(
             retry = attempts[unit.number] < max_attempts
             notify(WorkerLost(unit.number, attempt, name, _short(exc), retry))
             if retry and not stop_asked:
-                pending.appendleft(unit)
+                again = getattr(unit, "again", None)  # how the unit continues after a crash, if it says
+                pending.appendleft(again() if again is not None else unit)
                 return
             unit.abandon()
             if not stop_asked:

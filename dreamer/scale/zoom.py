@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DreamerError
-from .runner import Event, FrameDone, JobFailed, JobFinished, UnitResult, UnitStarted
+from .runner import Event, FrameDone, JobFailed, JobFinished, UnitResult, UnitStarted, failure_message
 
 __all__ = [
     "ZoomTask", "ZoomUnit", "partition", "resume_point", "zoom_units", "session_tasks", "check_sizes", "run_session",
@@ -145,17 +145,6 @@ def partition(tasks: Sequence[ZoomTask], batch_size: int | None = None) -> list[
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-def _message(exc: BaseException) -> tuple[str, int]:
-    """What to tell about a failed video; bugs are raised again (they reach the driver as such)."""
-    if isinstance(exc, DreamerError):
-        return str(exc), exc.exit_code
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return "out of device memory; try a smaller --size or --batch, or --tile 512", 1
-    raise exc
-
-
 @dataclass(frozen=True, eq=False)
 class ZoomUnit:
     """Videos that one worker makes together (see `partition`), in the single-process order.
@@ -197,7 +186,7 @@ class ZoomUnit:
         stores = [FrameStore(Path(t.store)) for t in tasks]
 
         def fail(i: int, exc: BaseException) -> None:
-            message, code = _message(exc)
+            message, code = failure_message(exc)
             if not message.startswith(f"{tasks[i].name}:"):
                 message = f"{tasks[i].name}: {message}"
             if tasks[i].job not in result.failed:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DreamerError, ImageError, OutputError, OutputExistsError, UsageError
+from ..errors import ConfigError, DreamerError, ImageError, OutputError, OutputExistsError, UsageError
 from .frames import VideoConfig, VideoInput, dream_streams, with_motion
 from .prefetch import Prefetch, Worker
 from .source import TimePoint, frame_range, parse_time, working_size
@@ -57,6 +57,8 @@ __all__ = [
     "VideoInterrupted",
     "KeptVideo",
     "default_output",
+    "output_paths",
+    "check_paths",
     "dream_videos",
     "dream_video",
 ]
@@ -250,7 +252,35 @@ def _plan(number: int, job: VideoJob, *, fps, start, end, size, max_pixels, audi
                  store=FrameStore(frame_store_path(job.output)), partial=partial_path(job.output))
 
 
-def _check_paths(plans: list[_Plan]) -> None:
+def output_paths(output: Path) -> list[Path]:
+    """Every path a video written to `output` may write (output, frame store, partial result):
+    the paths its run locks."""
+    from ..io.video import frame_store_path, partial_path
+
+    return list(dict.fromkeys([Path(output), frame_store_path(output), partial_path(output)]))
+
+
+@dataclass(eq=False)
+class _Paths:
+    """What `_check_paths` reads of a plan, for a job not planned yet."""
+
+    job: VideoJob
+
+    @property
+    def name(self) -> str:
+        return str(self.job.input)
+
+    def paths(self) -> list[Path]:
+        return output_paths(self.job.output)
+
+
+def check_paths(jobs: Sequence[VideoJob]) -> None:
+    """The rules between the videos of one run, checked without reading them: no two write one
+    path; none writes, or writes into, an input (UsageError / OutputExistsError)."""
+    _check_paths([_Paths(job) for job in jobs])
+
+
+def _check_paths(plans: Sequence[_Plan | _Paths]) -> None:
     """No two videos write one path; no video writes, or writes into, an input."""
     seen: dict[Path, _Plan] = {}
     for plan in plans:
@@ -668,6 +698,8 @@ def dream_videos(
     progress: Callable[[VideoProgress], None] | None = None,
     warn: Callable[[str], None] | None = None,
     on_network: Callable[[], Any] | None = None,
+    numbers: Sequence[int] | None = None,
+    lock: bool = True,
 ) -> list[VideoResult]:
     """Dream each job's input video into its output; returns one `VideoResult` per job.
 
@@ -684,6 +716,10 @@ def dream_videos(
     - `batch_size`: at most this many same-size videos dreamed together (default all).
     - `progress(VideoProgress)` after each frame; `warn(message)` for warnings (default
       `warnings.warn`).
+    - `numbers`: each job's video number, which seeds its frames (default 0, 1, ...): a caller
+      that dreams the videos of one run in several calls (`dreamer.scale.video`) gives each
+      its number in the whole run, so its frames are those of one call over all of them.
+    - `lock`: False when the caller already holds the outputs' locks (`output_paths`).
 
     Raises a DreamerError before any work for bad inputs or outputs (nothing is changed then),
     and `VideoInterrupted` (a KeyboardInterrupt) after writing partial videos on Ctrl-C.
@@ -706,8 +742,13 @@ def dream_videos(
 
         require_cv2()
     several = len(jobs) > 1
+    if numbers is None:
+        numbers = range(len(jobs))
+    elif len(numbers) != len(jobs) or len(set(numbers)) != len(jobs) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in numbers):
+        raise ConfigError("numbers", list(numbers), "one distinct integer >= 0 per job")
     plans = []
-    for n, job in enumerate(jobs):
+    for n, job in zip(numbers, jobs):
         try:
             plans.append(_plan(n, job, fps=fps, start=start, end=end, size=size, max_pixels=max_pixels,
                                audio=audio, warn=warn))
@@ -726,7 +767,7 @@ def dream_videos(
     locks: list[OutputLock] = []
     try:
         try:
-            for plan in plans:
+            for plan in plans if lock else ():
                 for path in plan.paths():
                     locks.append(OutputLock(path).acquire())
             for plan in plans:
