@@ -151,7 +151,7 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
         option("--preset", "-p", metavar="NAME|FILE", help="Start from a preset (see `dreamer presets`)."),
         option(
             "--layer", "-l", "layers", multiple=True, metavar="LAYER[:CH][=W]", show_default=show("layer"),
-            help="Layer to amplify, repeatable: mixed4c, mixed4c:97, mixed4c:0-15, mixed5a=0.5 (see `dreamer layers`).",
+            help="Layer to amplify, repeatable: mixed4c, mixed4c:97, mixed4c:0-15, mixed5a=0.5; one neuron: mixed4c:97@center (see `dreamer layers`).",
         ),
         option(
             "--class", "-c", "classes", multiple=True, metavar="NAME|INDEX[=W]",

@@ -134,4 +134,4 @@ def layers(model: str) -> None:
         rf = str(info.receptive_field) if info.receptive_field else "-"
         mark = " (default)" if info.name == spec.default_layer else ""
         click.echo(f"{info.name:<10} {info.channels:>8} {stride:>6} {rf:>6}  {', '.join(info.aliases)}{mark}")
-    click.echo("Pick channels with LAYER:N, LAYER:A,B,C or LAYER:A-B; weight layers with LAYER=W.")
+    click.echo("Pick channels with LAYER:N, LAYER:A,B,C or LAYER:A-B; weight layers with LAYER=W; one neuron with LAYER:N@center or LAYER:N@X,Y (fractions 0-1).")
