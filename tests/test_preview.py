@@ -118,6 +118,8 @@ def test_cli_bad_input(loads, photo, tmp_path):
     r = _run(str(photo), "-p", "low-level", "-w", "random", "-o", str(taken))
     assert r.exit_code == 2 and "already exists" in r.output
     assert taken.read_bytes() == b"x"
+    r = _run(str(photo), "-m", "efficientnet-lite", "-w", "random")
+    assert r.exit_code == 2 and "did you mean" in r.output and "efficientnet-lite0" in r.output
     r = _run(str(photo), "-s", "8", "-w", "random")
     assert r.exit_code == 2 and "--size" in r.output
     assert "Traceback" not in r.output

@@ -77,6 +77,10 @@ def preview(
 
     from ..presets import list_presets, load_preset
 
+    if model is not None:
+        from ..models import get_spec
+
+        get_spec(model)  # a typo fails now, with the closest names
     found = [load_preset(name) for name in chosen] if chosen else list_presets()
     source = parse_sources([photo])[0] if photo is not None else None
     if source is not None and source.path is None:

@@ -95,12 +95,15 @@ def preview_presets(
     """
     from ..io.images import make_noise
     from ..loops import noise_amplitude, run_config
+    from ..models import get_spec
     from ..presets import for_model
 
     if not presets:
         raise UsageError("no presets to preview")
     if isinstance(size, bool) or not isinstance(size, int) or size < 32:
         raise UsageError(f"invalid size: {size!r} (at least 32 pixels)")
+    if model is not None:
+        get_spec(model)  # an unknown model is the caller's mistake, not one preset's
     base = _fit_photo(photo, size) if photo is not None else None
     hw = tuple(base.shape[-2:]) if base is not None else (size, size)
     tiles: list[torch.Tensor] = []
