@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import transforms as T
+from .backend.forward import fast_forward
 
 __all__ = [
     "VIEW_AREA",
@@ -73,11 +74,14 @@ def random_views(image: torch.Tensor, count: int, generator: torch.Generator, si
 
 
 def _logits_fn(network):
-    """RGB [0,1] (N,3,S,S) -> (N, classes) logits, for a dreamer Network or any callable."""
+    """RGB [0,1] (N,3,S,S) -> (N, classes) logits, for a dreamer Network or any callable.
+
+    A Network runs through the backend's fast fp32 forward pass (BatchNorm folded,
+    channels_last): the same logits to float rounding, about twice as fast on a CPU."""
     if hasattr(network, "extractor") and hasattr(network, "resolve"):
         node = network.resolve("logits").node
-        extract = network.extractor([node])
-        return lambda x: extract(x)[node]
+        forward = fast_forward(network, [node], "fp32")
+        return lambda x: forward(x)[node]
     return network
 
 

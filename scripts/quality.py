@@ -10,7 +10,7 @@ picture the table gives
 - robust p: the probability of its class by `--model`, averaged over 32 random views (crops of
   60-100 % of the area, rotations up to 15 degrees, mirroring, blur; `dreamer.quality.robust_p`);
 - held-out p: the same by `--heldout`, a network the picture never saw (other view draws);
-- exact p: the class probability of the whole picture resized once;
+- exact p: the class probability of the whole picture resized once, and the top class then;
 - colourfulness (Hasler & Suesstrunk, 0-255 scale: photos are about 30-60), RMS contrast of the
   luminance, and the share of values burnt to within 2 % of 0 or 1.
 
@@ -59,10 +59,19 @@ def _start(preset) -> torch.Tensor:
     return make_noise((height, width), seed=preset.config.seed, amplitude=amplitude)
 
 
+def _top_class(net, image: torch.Tensor) -> str:
+    """The class `net` gives the whole picture (resized once to its input size)."""
+    side = net.spec.input_size
+    node = net.resolve("logits").node
+    with torch.no_grad():
+        return net.categories[int(net.extractor([node])(resize(image, (side, side)))[node][0].argmax())]
+
+
 def _row(name: str, label: str, image: torch.Tensor, index: int, net, heldout, seconds: float) -> dict:
     return {
         "name": name,
         "class": label,
+        "top": _top_class(net, image),
         "robust": float(quality.robust_p(net, image, [index], seed=0)[0]),
         "heldout": float(quality.robust_p(heldout, image, [index], seed=1)[0]),
         "exact": float(quality.class_probabilities(net, image, [index])[0]),
@@ -76,20 +85,20 @@ def _row(name: str, label: str, image: torch.Tensor, index: int, net, heldout, s
 
 def _table(rows: list[dict]) -> str:
     lines = [
-        "| preset | class | size | robust p | held-out p | exact p | colourfulness | contrast | burnt | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| preset | class | size | robust p | held-out p | exact p | top class | colourfulness | contrast | burnt | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['class']} | {r['size']} | {r['robust']:.2f} | {r['heldout']:.2f} | {r['exact']:.2f} "
-            f"| {r['colorfulness']:.0f} | {r['contrast']:.2f} | {100 * r['saturated']:.1f} % | {r['seconds']:.0f} |"
+            f"| {r['top']} | {r['colorfulness']:.0f} | {r['contrast']:.2f} | {100 * r['saturated']:.1f} % | {r['seconds']:.0f} |"
         )
     classes = [r for r in rows if r["name"] in CLASS_PRESETS]
     if classes:
         mean = lambda key: sum(r[key] for r in classes) / len(classes)  # noqa: E731
         lines.append(
             f"| **mean of {len(classes)} classes** | | | **{mean('robust'):.2f}** | **{mean('heldout'):.2f}** "
-            f"| {mean('exact'):.2f} | {mean('colorfulness'):.0f} | {mean('contrast'):.2f} "
+            f"| {mean('exact'):.2f} | | {mean('colorfulness'):.0f} | {mean('contrast'):.2f} "
             f"| {100 * mean('saturated'):.1f} % | |"
         )
     return "\n".join(lines)
@@ -101,7 +110,9 @@ def _sheet(images: list[torch.Tensor], labels: list[str]) -> torch.Tensor:
 
 
 def _label(row: dict) -> str:
-    return f"{row['class']}: p {row['robust']:.2f}, held-out {row['heldout']:.2f}"
+    if row["name"] in CLASS_PRESETS:
+        return f"{row['class']}: p {row['robust']:.2f}, held-out {row['heldout']:.2f}"
+    return f"{row['name']}: {row['class']} p {row['robust']:.2f}, seen as {row['top']}"
 
 
 def main(argv: list[str] | None = None) -> int:
