@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import queue
 import threading
 import time
 import warnings
@@ -455,8 +456,6 @@ class _Encoding:
     _ABORT = object()
 
     def __init__(self, target: Path, *, fps: Fraction, kind: str, expect: int, stored: Sequence[Path]) -> None:
-        import queue
-
         self.target = target
         self._queue: Any = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
@@ -486,8 +485,6 @@ class _Encoding:
             self._drain()
 
     def _drain(self) -> None:
-        import queue
-
         try:
             while True:
                 self._queue.get_nowait()
@@ -501,7 +498,7 @@ class _Encoding:
             try:
                 self._queue.put(frame, timeout=0.1)
                 return
-            except Exception:  # queue.Full
+            except queue.Full:
                 continue
         if self._error is not None:
             raise self._error
@@ -518,7 +515,7 @@ class _Encoding:
             self._drain()
             try:
                 self._queue.put_nowait(self._ABORT)
-            except Exception:  # full again: the thread is busy encoding; drain and retry
+            except queue.Full:  # filled again meanwhile: the thread is busy encoding; drain and retry
                 self._drain()
                 self._queue.put(self._ABORT)
             self._thread.join()
@@ -794,8 +791,8 @@ def dream_videos(
         return _run(plans, todo, network, config, batch_size=batch_size, keep_frames=keep_frames, progress=progress)
     finally:
         _cleanup_unused(plans)
-        for lock in reversed(locks):
-            lock.release()
+        for held in reversed(locks):
+            held.release()
 
 
 def _check_sizes(plans: list[_Plan], network, config: VideoConfig, warn: Callable[[str], None]) -> None:
