@@ -328,7 +328,7 @@ class DreamConfig:
         _check_choice("transforms", self.transforms, TRANSFORMS)
         if self.transforms == "crops" and self.param != "fft":
             raise ConfigError(
-                "transforms", "crops", "none or standard with param pixel: crops need the render loop (param fft)"
+                "transforms", "crops", "none or standard; crops need param fft (the render loop)"
             )
         _check_float("learning_rate", self.learning_rate, "a number > 0", low=0.0, strict=True)
         _check_int("views", self.views, 1, f"an integer from 1 to {MAX_VIEWS}")

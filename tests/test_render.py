@@ -523,3 +523,22 @@ def test_decay_moves_power_to_coarse_structure():
     # and the start image is reproduced whatever the decay
     start = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(make_parameterization("fft", start, decay=1.5)(), start.clamp(EPS, 1 - EPS), atol=1e-4)
+
+
+def test_cli_transforms_crops(tmp_path, monkeypatch, network):
+    """`--transforms crops` runs the render loop with crops; with the classic loop it is exit 2."""
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+    from dreamer.io.images import read_metadata
+    from dreamer.io.metadata import parse_metadata
+
+    monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
+    out = tmp_path / "ant.png"
+    base = ["run", "noise:64x64", "--class", "ant", "--transforms", "crops", "--steps", "1", "-q", "-o", str(out)]
+    result = CliRunner().invoke(main, [*base, "--param", "fft"])
+    assert result.exit_code == 0, result.output
+    config = parse_metadata(read_metadata(out))["config"]
+    assert config["transforms"] == "crops" and config["crop"] == [0.5, 1.0] and config["views"] == 1
+    refused = CliRunner().invoke(main, [*base, "--param", "pixel", "-f"])
+    assert refused.exit_code == 2 and "crops need param fft" in refused.output

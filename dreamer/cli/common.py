@@ -181,8 +181,9 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
             "--param", type=click.Choice(["pixel", "fft"]), show_default=show("param"), help="Image parameterisation.",
         ),
         option(
-            "--transforms", type=click.Choice(["none", "standard"]), show_default=show("transforms"),
-            help="Random transforms each step: standard adds scale and rotation.",
+            "--transforms", type=click.Choice(["none", "standard", "crops"]), show_default=show("transforms"),
+            help="Random transforms each step: standard adds scale and rotation; crops (fft) random "
+            "crops of the canvas at the model's input size, as the class presets.",
         ),
         option(
             "--tv", type=FiniteFloat(min=0.0, max=MAX_TV), metavar="W", show_default=show("tv"),
