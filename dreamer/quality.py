@@ -19,7 +19,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import transforms as T
 from .backend.forward import fast_forward
