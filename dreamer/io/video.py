@@ -20,6 +20,7 @@ for identical input on such CPUs (see docs/zoom.md, "Reproducible videos").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import itertools
@@ -311,6 +312,38 @@ def prepare_output(output: Path | str, *, force: bool, resume: bool) -> FrameSto
     except OSError as exc:
         raise OutputError(os_error_message(store.folder, exc)) from exc
     return store
+
+
+def swap_frames_folder(output: Path, new: Path) -> FrameStore:
+    """Replace a frames-folder `output` (dreamer's frames of an earlier run, or nothing) by the
+    complete folder of new frames `new`: two renames, then the old frames are removed. Files that
+    are not dreamer's (a file browser's litter) move into the new folder rather than being lost.
+    On failure the old output is put back and an OutputError says where the new frames are.
+    Returns the frame store now at `output`."""
+    output, new = Path(output), Path(new)
+    aside: Path | None = temp_path(output)
+    try:
+        os.rename(output, aside)
+    except FileNotFoundError:
+        aside = None
+    except OSError as exc:
+        raise OutputError(f"cannot replace {str(output)!r} with {str(new)!r}: {exc.strerror or exc}") from exc
+    try:
+        os.rename(new, output)
+    except OSError as exc:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                os.rename(aside, output)
+        raise OutputError(f"cannot move {str(new)!r} to {str(output)!r}: {exc.strerror or exc}",
+                          hint=f"the new frames are in {new}") from exc
+    if aside is not None:
+        FrameStore(aside).clear()
+        for name in os.listdir(aside):
+            with contextlib.suppress(OSError):
+                os.replace(aside / name, output / name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+    return FrameStore(output)
 
 
 def _unlink(path: Path) -> None:

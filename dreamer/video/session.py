@@ -586,36 +586,11 @@ def _inputs(plan: _Plan, config: VideoConfig) -> VideoInput:
 
 
 def _swap_into_place(plan: _Plan) -> None:
-    """Replace a frames-folder output (dreamer's frames of an earlier run) by the new frames
-    made in its partial folder: two renames, then the old frames are removed."""
-    from ..io.atomic import temp_path
-    from ..io.video import FrameStore
+    """Replace a frames-folder output by the new frames made in its partial folder."""
+    from ..io.video import swap_frames_folder
 
-    out, new = plan.job.output, plan.store.folder
-    aside: Path | None = temp_path(out)
-    try:
-        os.rename(out, aside)
-    except FileNotFoundError:
-        aside = None
-    except OSError as exc:
-        raise OutputError(f"cannot replace {str(out)!r} with {str(new)!r}: {exc.strerror or exc}") from exc
-    try:
-        os.rename(new, out)
-    except OSError as exc:
-        if aside is not None:
-            with contextlib.suppress(OSError):
-                os.rename(aside, out)
-        raise OutputError(f"cannot move {str(new)!r} to {str(out)!r}: {exc.strerror or exc}",
-                          hint=f"the new frames are in {new}") from exc
-    plan.store = FrameStore(out)
+    plan.store = swap_frames_folder(plan.job.output, plan.store.folder)
     plan.swap = False
-    if aside is not None:
-        FrameStore(aside).clear()
-        for name in os.listdir(aside):  # a file browser's litter moves with the folder
-            with contextlib.suppress(OSError):
-                os.replace(aside / name, out / name)
-        with contextlib.suppress(OSError):
-            aside.rmdir()
 
 
 def _finish(plan: _Plan, *, keep_frames: bool) -> VideoResult:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..errors import DreamerError, ImageError, OutputError, OutputExistsError, UsageError
-from ..io.atomic import check_name, temp_path
+from ..io.atomic import check_name
 from ..io.locks import OutputLock
 from ..io.video import (
     ForeignFilesError,
@@ -57,6 +57,7 @@ from ..io.video import (
     frame_store_path,
     output_kind,
     partial_path,
+    swap_frames_folder,
 )
 from .feedback import ZoomConfig, ZoomVideo, frame_seed, frame_to_tensor, zoom_frames
 from .manifest import build_manifest, is_zoom_manifest, resume_problem
@@ -559,34 +560,9 @@ class ZoomSession:
         return video.output
 
     def _swap_into_place(self, video: VideoState) -> None:
-        """Replace a frames-folder output (dreamer's frames of an earlier run) by the new
-        frames made in its partial folder: two renames, then the old frames are removed."""
-        out, new = video.output, video.store.folder
-        aside = temp_path(out)
-        try:
-            os.rename(out, aside)
-        except FileNotFoundError:
-            aside = None
-        except OSError as exc:
-            raise OutputError(f"cannot replace {str(out)!r} with {str(new)!r}: {exc.strerror or exc}") from exc
-        try:
-            os.rename(new, out)
-        except OSError as exc:
-            if aside is not None:
-                with contextlib.suppress(OSError):
-                    os.rename(aside, out)
-            raise OutputError(f"cannot move {str(new)!r} to {str(out)!r}: {exc.strerror or exc}",
-                              hint=f"the new frames are in {new}") from exc
-        video.store = FrameStore(out)
+        """Replace a frames-folder output by the new frames made in its partial folder."""
+        video.store = swap_frames_folder(video.output, video.store.folder)
         video.swap = False
-        if aside is not None:
-            old = FrameStore(aside)
-            old.clear()
-            for name in os.listdir(aside):  # a file browser's litter moves with the folder
-                with contextlib.suppress(OSError):
-                    os.replace(aside / name, out / name)
-            with contextlib.suppress(OSError):
-                aside.rmdir()
 
     def interrupted(self) -> list[VideoState]:
         """After an interruption or a failure: write a partial result of each unfinished video
