@@ -56,32 +56,21 @@ class _DeconvReLU(torch.autograd.Function):
         return grad.clamp_min(0)
 
 
-class _GuidedReLU6(torch.autograd.Function):
-    # ReLU6 (EfficientNet-Lite, MobileNets): the guided rule at the rectifier, the plain gradient
-    # mask at the clip (a unit saturated at 6 passes nothing, as in the forward pass)
+class _ReLU6Rule(torch.autograd.Function):
+    # ReLU6 (EfficientNet-Lite, MobileNets): the rule at the rectifier (guided: positive gradient
+    # where the input was positive; deconvnet: positive gradient), the plain gradient mask at the
+    # clip (a unit saturated at 6 passes nothing, as in the forward pass)
     @staticmethod
-    def forward(ctx, x: torch.Tensor, top: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, top: float, guided: bool) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.top = top
+        ctx.top, ctx.guided = top, guided
         return x.clamp(0, top)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return grad.clamp_min(0) * ((x > 0) & (x < ctx.top)).to(grad.dtype), None
-
-
-class _DeconvReLU6(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, top: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.top = top
-        return x.clamp(0, top)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad.clamp_min(0) * (x < ctx.top).to(grad.dtype), None
+        passes = (x < ctx.top) & (x > 0) if ctx.guided else x < ctx.top
+        return grad.clamp_min(0) * passes.to(grad.dtype), None, None
 
 
 class ReluCounter:
@@ -106,7 +95,6 @@ def relu_rule(rule: str) -> Iterator[ReluCounter]:
         yield counter
         return
     fn = _GuidedReLU if rule == "guided" else _DeconvReLU
-    fn6 = _GuidedReLU6 if rule == "guided" else _DeconvReLU6
 
     def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:  # noqa: A002 (torch's name)
         counter.calls += 1
@@ -120,7 +108,7 @@ def relu_rule(rule: str) -> Iterator[ReluCounter]:
             if min_val != 0.0:  # a real hardtanh, not a rectifier: left as it is
                 return original_hardtanh(input, min_val, max_val, inplace)
             counter.calls += 1
-            return fn6.apply(input, float(max_val))
+            return _ReLU6Rule.apply(input, float(max_val), rule == "guided")
 
         F.relu, F.hardtanh = relu, hardtanh
         try:
