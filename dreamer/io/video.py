@@ -94,6 +94,22 @@ def partial_path(output: Path | str) -> Path:
     return output.with_name(f"{output.stem}.partial{output.suffix}")
 
 
+def partial_record(path: Path) -> dict[str, Any] | None:
+    """What a store's manifest records of the partial result its run wrote at `path` (name,
+    size, modification time), or None when there is no file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def partial_is_ours(path: Path, manifest: dict[str, Any] | None) -> bool:
+    """Whether the file at `path` is the partial result this store's run wrote (unchanged)."""
+    record = (manifest or {}).get("partial")
+    return isinstance(record, dict) and record == partial_record(path)
+
+
 def is_dreamer_manifest(data: Any) -> bool:
     """Whether `data` (a parsed manifest) carries dreamer's signature."""
     return isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(SIGNATURE_PREFIX)

@@ -321,9 +321,9 @@ def _manifest(plan: _Plan, config: VideoConfig, model: str, weights: str) -> dic
 
 
 def _partial_ours(plan: _Plan, manifest: dict[str, Any] | None) -> bool:
-    from ..zoom.session import _partial_is_ours
+    from ..io.video import partial_is_ours
 
-    return _partial_is_ours(plan.partial, manifest)
+    return partial_is_ours(plan.partial, manifest)
 
 
 def _inspect(plan: _Plan, mode: str) -> None:
@@ -631,7 +631,7 @@ def _finish(plan: _Plan, *, keep_frames: bool) -> VideoResult:
 def _keep(plan: _Plan) -> KeptVideo:
     """After an interruption or failure: a playable video of the frames so far, beside the output
     (never over it, never over a file dreamer did not write)."""
-    from ..zoom.session import _partial_record
+    from ..io.video import partial_record
 
     count = min(plan.store.count(), plan.frames)
     kept = KeptVideo(plan.job.input, count, plan.frames, plan.store.folder, None)
@@ -645,7 +645,7 @@ def _keep(plan: _Plan) -> KeptVideo:
     except DreamerError as exc:
         return dataclasses.replace(kept, note=f"no partial video: {exc.message}")
     with contextlib.suppress(DreamerError, OSError):
-        plan.store.write_manifest(dict(manifest, partial=_partial_record(plan.partial)))
+        plan.store.write_manifest(dict(manifest, partial=partial_record(plan.partial)))
     return dataclasses.replace(kept, partial=plan.partial)
 
 

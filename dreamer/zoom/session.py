@@ -56,7 +56,9 @@ from ..io.video import (
     foreign_files_error,
     frame_store_path,
     output_kind,
+    partial_is_ours,
     partial_path,
+    partial_record,
     swap_frames_folder,
 )
 from .feedback import ZoomConfig, ZoomVideo, frame_seed, frame_to_tensor, zoom_frames
@@ -198,20 +200,6 @@ def _same(a: Path, b: Path) -> bool:
 
 def _inside(path: Path, folder: Path) -> bool:
     return _key(path).parent == _key(folder)
-
-
-def _partial_record(path: Path) -> dict[str, Any] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _partial_is_ours(path: Path, manifest: dict[str, Any] | None) -> bool:
-    """Whether the file at `path` is the partial result this store's run wrote (unchanged)."""
-    record = (manifest or {}).get("partial")
-    return isinstance(record, dict) and record == _partial_record(path)
 
 
 class ZoomSession:
@@ -437,7 +425,7 @@ class ZoomSession:
         survey = video.survey or store.survey()
         if self.mode != "resume" and survey.ours:
             old_partial = video.partial
-            if video.kind != "frames" and _partial_is_ours(old_partial, survey.manifest):
+            if video.kind != "frames" and partial_is_ours(old_partial, survey.manifest):
                 with contextlib.suppress(OSError):
                     old_partial.unlink()  # the partial result of the run being replaced
             store.clear()
@@ -551,7 +539,7 @@ class ZoomSession:
         else:
             encode(video.store.paths(video.frames), video.output, fps=video.job.fps, kind=video.kind,
                    expect=video.frames)
-            if _partial_is_ours(video.partial, video.store.read_manifest()):
+            if partial_is_ours(video.partial, video.store.read_manifest()):
                 with contextlib.suppress(OSError):
                     video.partial.unlink()
             if not self.keep_frames:
@@ -585,7 +573,7 @@ class ZoomSession:
 
     def _write_partial(self, video: VideoState, count: int) -> None:
         manifest = video.store.read_manifest() or video.manifest
-        if video.partial.exists() and not _partial_is_ours(video.partial, manifest):
+        if video.partial.exists() and not partial_is_ours(video.partial, manifest):
             video.note += f" (no partial video: {video.partial} exists and dreamer did not write it)"
             return
         try:
@@ -595,7 +583,7 @@ class ZoomSession:
             return
         video.partial_written = video.partial
         with contextlib.suppress(DreamerError, OSError):
-            video.store.write_manifest(dict(manifest, partial=_partial_record(video.partial)))
+            video.store.write_manifest(dict(manifest, partial=partial_record(video.partial)))
 
     def run(self, network, *, batch_size: int | None = None, on_event: Callable[[ZoomEvent], None] | None = None,
             dream: Callable[..., torch.Tensor] | None = None) -> list[VideoState]:
