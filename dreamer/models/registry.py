@@ -34,6 +34,7 @@ MODELS: dict[str, Callable[[], ModelSpec]] = {
     "alexnet": _spec("alexnet", "ALEXNET"),
     "efficientnet-lite0": _spec("efficientnet_lite", "LITE0"),
     "efficientnet-lite1": _spec("efficientnet_lite", "LITE1"),
+    "efficientnet-lite2": _spec("efficientnet_lite", "LITE2"),
 }
 DEFAULT_MODEL = "googlenet"
 
