@@ -259,13 +259,18 @@ class DreamConfig:
     - ``decay``: the Fourier image's spectrum falls as 1/frequency**decay (fft): larger values
       favour coarse structure.
     - ``tv_weight``: total-variation penalty; ``blur``: Gaussian sigma (px) applied to the
-      gradient, both suppress high-frequency noise.
+      gradient, both suppress high-frequency noise. ``grey_weight``: penalty on the mean squared
+      distance of the image from mid-grey (tames burnt-out colours).
+    - ``opacity_cost`` > 0 (fft, transforms crops) gives the image an opacity channel: every view
+      is laid over a random background and the mean opacity costs this much (in units of the
+      objective), more towards the corners; what does not serve the objective fades to the grey
+      background, so an object stands alone (`dreamer.loops.render`).
     - ``precision`` and ``tile`` decide how gradients are computed (`dreamer.backend`), in both
       loops: ``tile`` splits big images for objectives that are means over positions (layers).
 
     Fields only one loop reads: ``octaves``, ``octave_scale`` and ``step_size`` (pixel);
-    ``learning_rate``, ``decorrelate``, ``decay``, ``views`` and ``crop`` (fft). Everything else is
-    used by both.
+    ``learning_rate``, ``decorrelate``, ``decay``, ``views``, ``crop``, ``grey_weight`` and
+    ``opacity_cost`` (fft). Everything else is used by both.
     """
 
     model: str = "googlenet"
@@ -285,6 +290,8 @@ class DreamConfig:
     decay: float = 1.0
     tv_weight: float = 0.0
     blur: float = 0.0
+    grey_weight: float = 0.0
+    opacity_cost: float = 0.0
     precision: str = "auto"
     tile: int | None = None
     seed: int = 0
@@ -341,6 +348,12 @@ class DreamConfig:
             raise ConfigError("decay", self.decay, f"a number from 0 to {MAX_DECAY:g}")
         _check_float("tv_weight", self.tv_weight, "a number >= 0", low=0.0, strict=False)
         _check_float("blur", self.blur, "a number >= 0 (Gaussian sigma in pixels)", low=0.0, strict=False)
+        _check_float("grey_weight", self.grey_weight, "a number >= 0", low=0.0, strict=False)
+        _check_float("opacity_cost", self.opacity_cost, "a number >= 0 (0: no opacity channel)", low=0.0, strict=False)
+        if self.opacity_cost > 0 and self.transforms != "crops":
+            raise ConfigError(
+                "opacity_cost", self.opacity_cost, "0 unless transforms is crops (the views lay the image over backgrounds)"
+            )
         _check_choice("precision", self.precision, PRECISIONS)
         if self.tile is not None:
             _check_int("tile", self.tile, 64, "an integer >= 64 (pixels), or unset for automatic")

@@ -75,6 +75,9 @@ _COMMENTS = {
     "decay": "fft: the Fourier image's spectrum falls as 1/frequency**decay (larger: coarser shapes)",
     "tv_weight": "total-variation penalty (smoother images), >= 0",
     "blur": "Gaussian blur sigma (pixels) of each step's gradient, >= 0",
+    "grey_weight": "fft: penalty on the mean squared distance from mid-grey (tames burnt-out colours), >= 0",
+    "opacity_cost": "fft, transforms crops: > 0 adds an opacity channel whose mean costs this much; "
+    "what does not serve the objective fades to grey, the object stands alone",
     "precision": '"auto", "fp32", "bf16" or "fp16"',
     "tile": "tile size (pixels, >= 64) for huge images; unset: automatic",
     "seed": "random seed, >= 0",

@@ -150,6 +150,25 @@ CROP_ANGLE = 15.0
 CROP_FLIP = 0.5
 #: Standard deviation of the Gaussian pixel noise added to each ``crops`` view (RGB in [0,1]).
 CROP_NOISE = 0.02
+#: How far (fraction of the canvas side) the centre of a crop of an RGBA canvas may go past the
+#: place where the crop just fits, on every side: what lies outside the canvas is transparent.
+CROP_PAD = 0.1
+#: A random background is drawn as a grid of colours this many times coarser than the view,
+#: upsampled smoothly (half of the backgrounds; the other half are one flat random colour).
+BACKGROUND_CELL = 8
+
+
+def random_backgrounds(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` random backgrounds (count,3,size,size) in [0,1], on the CPU: each is either one
+    flat random colour or smooth colour noise (a coarse random grid upsampled), with equal odds.
+    An RGBA image laid over a new one every step cannot use its background to reach its goal."""
+    flat = torch.rand(count, 1, 1, 1, generator=generator) < 0.5
+    colour = torch.rand(count, 3, 1, 1, generator=generator)
+    cells = max(1, size // BACKGROUND_CELL)
+    grid = torch.rand(count, 3, cells, cells, generator=generator)
+    smooth = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    return torch.where(flat, colour.expand(count, 3, size, size), smooth)
+
 
 
 class RandomCrops:
@@ -164,9 +183,14 @@ class RandomCrops:
     pixel). Every draw of image i comes from `generators[i]`, so an image in a batch sees the
     views it would see alone.
 
+    With `transparent`, the canvases are RGBA (B,4,H,W): a crop may reach `CROP_PAD` of the
+    canvas side past its edges (transparent there) and each view is laid over its own random
+    background (`random_backgrounds`) before the noise.
+
     `draw(size_hw)` picks new views for canvases of (height, width); calling it applies them to
-    a (B,3,H,W) batch and returns `views` tensors of (B,3,size,size), the j-th view of every
-    image in the j-th. Differentiable; draws are on the CPU, the result on `x`'s device.
+    a (B,3,H,W) batch (RGBA with `transparent`) and returns `views` tensors of (B,3,size,size),
+    the j-th view of every image in the j-th. Differentiable; draws are on the CPU, the result
+    on `x`'s device.
     """
 
     def __init__(
@@ -179,6 +203,7 @@ class RandomCrops:
         angle: float = CROP_ANGLE,
         flip: float = CROP_FLIP,
         noise: float = CROP_NOISE,
+        transparent: bool = False,
     ) -> None:
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
@@ -191,6 +216,9 @@ class RandomCrops:
         self.angle = float(angle)
         self.flip = float(flip)
         self.noise = float(noise)
+        self.transparent = bool(transparent)
+        self.pad = CROP_PAD if transparent else 0.0
+        self.backgrounds: list[torch.Tensor] | None = None  # per image (views, 3, size, size)
         self.thetas: torch.Tensor | None = None  # (B, views, 2, 3) sampling grids' affine maps
         self.sides: torch.Tensor | None = None  # (B, views) crop sides in canvas pixels
         self.noises: list[torch.Tensor] | None = None  # per image (views, 3, size, size)
@@ -199,14 +227,14 @@ class RandomCrops:
     def draw(self, size_hw: tuple[int, int]) -> None:
         h, w = size_hw
         short = min(h, w)
-        thetas, sides, noises = [], [], []
+        thetas, sides, noises, backgrounds = [], [], [], []
         for g in self.generators:
             u = torch.rand(self.views, 5, generator=g, dtype=torch.float64)
             frac = self.side[0] + (self.side[1] - self.side[0]) * u[:, 0]
             side = frac * short
             # the largest offset of the crop centre from the canvas centre that keeps it inside,
             # in normalised coordinates (-1..1 spans the canvas)
-            room_x, room_y = 1.0 - side / w, 1.0 - side / h
+            room_x, room_y = 1.0 - side / w + 2 * self.pad, 1.0 - side / h + 2 * self.pad
             cx, cy = room_x * (2 * u[:, 1] - 1), room_y * (2 * u[:, 2] - 1)
             a = torch.deg2rad(self.angle * (2 * u[:, 3] - 1))
             mirror = torch.where(u[:, 4] < self.flip, -1.0, 1.0).to(torch.float64)
@@ -223,15 +251,21 @@ class RandomCrops:
             sides.append(side.float())
             if self.noise > 0:
                 noises.append(self.noise * torch.randn(self.views, 3, self.size, self.size, generator=g))
+            if self.transparent:
+                backgrounds.append(random_backgrounds(self.views, self.size, g))
         self.thetas = torch.stack(thetas)
+        self.backgrounds = backgrounds or None
         self.sides = torch.stack(sides)
         self.noises = noises or None
         self.size_hw = (h, w)
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        b, _, h, w = x.shape
+        b, c, h, w = x.shape
         if len(self.generators) != b:
             raise ValueError(f"{len(self.generators)} generators for a batch of {b}")
+        if c != (4 if self.transparent else 3):
+            raise ValueError(f"expected {'RGBA' if self.transparent else 'RGB'} canvases, got {c} channels")
+        padding = "zeros" if self.transparent else "reflection"  # transparent outside the canvas
         if self.thetas is None or self.size_hw != (h, w):
             self.draw((h, w))
         out = []
@@ -247,8 +281,11 @@ class RandomCrops:
                     src = F.interpolate(src, size=small, mode="bilinear", align_corners=False, antialias=True)
                 theta = self.thetas[i, j : j + 1].to(x.device, x.dtype)  # type: ignore[index]
                 grid = F.affine_grid(theta, [1, x.shape[1], self.size, self.size], align_corners=False)
-                views.append(F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False))
+                views.append(F.grid_sample(src, grid, mode="bilinear", padding_mode=padding, align_corners=False))
             batch = torch.cat(views)
+            if self.backgrounds is not None:
+                behind = torch.stack([bg[j] for bg in self.backgrounds]).to(x.device, x.dtype)
+                batch = batch[:, :3] * batch[:, 3:] + behind * (1.0 - batch[:, 3:])
             if self.noises is not None:
                 batch = batch + torch.stack([n[j] for n in self.noises]).to(x.device, x.dtype)
             out.append(batch)

@@ -542,3 +542,112 @@ def test_cli_transforms_crops(tmp_path, monkeypatch, network):
     assert config["transforms"] == "crops" and config["crop"] == [0.5, 1.0] and config["views"] == 1
     refused = CliRunner().invoke(main, [*base, "--param", "pixel", "-f"])
     assert refused.exit_code == 2 and "crops need param fft" in refused.output
+
+
+# --- opacity: the object alone on grey -----------------------------------------------------
+
+
+def test_an_opacity_channel_starts_opaque_and_shows_the_start(image):
+    from dreamer.loops.parameterization import WithOpacity, composite
+
+    param = make_parameterization("fft", image, decay=1.5, opacity=True)
+    assert isinstance(param, WithOpacity) and len(param.parameters()) == 2
+    rgba = param()
+    assert rgba.shape == (1, 4, *image.shape[-2:])
+    assert float(rgba[:, 3].detach().min()) >= 1 - EPS - 1e-4  # opaque
+    assert (composite(rgba, 0.5) - image).abs().max() <= EPS + 1e-4  # the start, as with no opacity
+    assert torch.equal(composite(image, 0.5), image)  # an RGB batch has nothing to lay over
+    half = torch.cat([torch.ones_like(image), torch.full_like(image[:, :1], 0.5)], 1)
+    assert torch.allclose(composite(half, 0.0), torch.full_like(image, 0.5))
+    with pytest.raises(ValueError, match="3 channels"):
+        FourierImage(image[:, :1])  # decorrelated colours are three
+
+
+def test_random_backgrounds_are_seeded_flat_or_smooth():
+    a = T.random_backgrounds(64, 32, torch.Generator().manual_seed(0))
+    assert a.shape == (64, 3, 32, 32) and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.equal(a, T.random_backgrounds(64, 32, torch.Generator().manual_seed(0)))
+    spread = a.flatten(2).std(2).amax(1)  # per channel
+    flat = spread < 1e-6
+    assert 16 < int(flat.sum()) < 48  # about half are one colour, the rest vary smoothly
+    smooth = a[~flat]
+    assert float((smooth[..., 1:, :] - smooth[..., :-1, :]).abs().mean()) < 0.05  # no pixel noise
+
+
+def test_transparent_crops_show_the_background_where_the_canvas_is_clear():
+    size = 24
+    clear = torch.zeros(1, 4, 64, 64)  # transparent everywhere: every view is its background
+    crops = _crops([0], views=4, size=size, noise=0.0, transparent=True)
+    crops.draw((64, 64))
+    for j, view in enumerate(crops(clear)):
+        assert view.shape == (1, 3, size, size)
+        assert torch.allclose(view[0], crops.backgrounds[0][j], atol=1e-6)
+    # an opaque red canvas: red wherever a view sees the canvas, its background past the edge
+    red = torch.zeros(1, 4, 64, 64)
+    red[:, 0] = 1.0
+    red[:, 3] = 1.0
+    whole = _crops([1], views=1, side=(1.0, 1.0), size=size, angle=0.0, flip=0.0, noise=0.0, transparent=True)
+    (view,) = whole(red)
+    inner = view[0, :, 6:-6, 6:-6]
+    assert torch.allclose(inner, torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1).expand_as(inner), atol=1e-5)
+    many = _crops([2], views=32, side=(1.0, 1.0), size=size, angle=0.0, flip=0.0, noise=0.0, transparent=True)
+    shown = torch.stack([v[0, 0].mean() for v in many(red)])
+    assert float(shown.min()) < 0.99  # some whole-canvas views reach past the edge (CROP_PAD)
+    with pytest.raises(ValueError, match="RGBA"):
+        many(red[:, :3])
+    with pytest.raises(ValueError, match="RGB canvases"):
+        _crops([0])(red)
+
+
+def test_opacity_costs_more_away_from_the_centre():
+    from dreamer.loops.render import OPACITY_CENTRE, opacity_penalty
+
+    centre = torch.zeros(1, 1, 33, 33)
+    centre[..., 12:21, 12:21] = 1.0
+    corner = torch.zeros(1, 1, 33, 33)
+    corner[..., :9, :9] = 1.0
+    assert float(opacity_penalty(corner)[0]) > 2 * float(opacity_penalty(centre)[0])
+    full = opacity_penalty(torch.ones(2, 1, 33, 33))
+    # the mean of 1 + c (x^2 + y^2) over [-1, 1]^2 is 1 + 2c/3 (on a grid, a little more)
+    assert full.shape == (2,) and abs(float(full[0]) - (1 + 2 * OPACITY_CENTRE / 3)) < 0.1
+
+
+@pytest.mark.parametrize("field, value", [("opacity_cost", -1.0), ("opacity_cost", float("inf")), ("grey_weight", -0.5)])
+def test_opacity_and_grey_weights_are_validated(field, value):
+    from dreamer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        fft_config(transforms="crops", **{field: value})
+    assert info.value.field == field
+
+
+def test_opacity_needs_the_crops_views():
+    from dreamer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="transforms is crops"):
+        fft_config(transforms="standard", opacity_cost=5.0)
+    config = fft_config(transforms="crops", opacity_cost=5.0, grey_weight=20.0)
+    assert DreamConfig.from_dict(config.to_dict()) == config
+
+
+def test_an_opacity_render_fades_what_does_not_serve_the_objective(network):
+    """With a high price on opacity, a render fades towards the grey it is laid over, most at
+    the corners; without it, nothing fades. The result is RGB, the start's size."""
+    start = make_noise((64, 64), seed=0, amplitude=0.3)
+    config = fft_config(transforms="crops", views=2, steps=12, learning_rate=0.1, jitter=0)
+    plain = render(start, network, config)
+    faded = render(start, network, config.replace(opacity_cost=50.0))
+    assert faded.shape == start.shape
+    distance = lambda x: (x - 0.5).abs().flatten(1).mean(1)  # noqa: E731  (from the grey background)
+    assert float(distance(faded)[0]) < 0.5 * float(distance(plain)[0])
+    corners = torch.cat([faded[..., :8, :8], faded[..., -8:, -8:]], -1)
+    assert float(distance(corners)[0]) < float(distance(faded)[0])
+    assert torch.equal(faded, render(start, network, config.replace(opacity_cost=50.0)))  # seeded
+
+
+def test_grey_weight_tames_colours(network):
+    start = make_noise((64, 64), seed=0)
+    config = fft_config(transforms="crops", views=1, steps=12, learning_rate=0.2, jitter=0)
+    wild = render(start, network, config)
+    tame = render(start, network, config.replace(grey_weight=500.0))
+    assert float((tame - 0.5).abs().mean()) < 0.7 * float((wild - 0.5).abs().mean())

@@ -16,13 +16,27 @@ separately instead of R, G, B), then a sigmoid into [0,1].
 
 Both can start from a given image: the map is inverted so that, before any step, the
 parameterisation reproduces the start image (up to clamping into [`EPS`, 1-`EPS`]).
+
+`WithOpacity` adds an opacity channel (its own Fourier image, smoother than the colours): the
+image becomes RGBA, (B,4,H,W), which the render loop lays over random backgrounds so that what
+does not serve the objective can fade away (`composite`), leaving the object alone.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["Parameterization", "PixelImage", "FourierImage", "make_parameterization", "COLOR_BASIS", "EPS"]
+__all__ = [
+    "Parameterization",
+    "PixelImage",
+    "FourierImage",
+    "WithOpacity",
+    "composite",
+    "make_parameterization",
+    "COLOR_BASIS",
+    "EPS",
+    "OPACITY_DECAY",
+]
 
 #: Columns: the principal colour directions of ImageNet photos, scaled by their standard
 #: deviations (a square root of the RGB covariance). These are the published values used by
@@ -37,14 +51,18 @@ COLOR_BASIS = (
 #: would need infinite values, and values far into the sigmoid's flat tails barely move.
 EPS = 0.01
 
+#: Spectrum exponent of the opacity channel's Fourier image: steeper than the colours' so that
+#: the opacity forms solid shapes instead of speckles.
+OPACITY_DECAY = 2.0
+
 # The Fourier image's values are divided by this before the colour map, so that spectra of a
 # few hundredths (the scale of random initialisation) give a mid-grey, faintly textured image.
 _FOURIER_GAIN = 4.0
 
 
-def _color_matrix(decorrelate: bool, device: torch.device) -> torch.Tensor:
+def _color_matrix(decorrelate: bool, device: torch.device, channels: int = 3) -> torch.Tensor:
     if not decorrelate:
-        return torch.eye(3, device=device)
+        return torch.eye(channels, device=device)
     m = torch.tensor(COLOR_BASIS, dtype=torch.float64)
     # normalised so the largest direction has unit length: steps keep the scale of plain RGB
     m = m / m.norm(dim=0).max()
@@ -52,7 +70,7 @@ def _color_matrix(decorrelate: bool, device: torch.device) -> torch.Tensor:
 
 
 def _to_logits(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) unbounded values -> (B,3,H,W) RGB logits (the colour map; a sigmoid follows)."""
+    """(B,C,H,W) unbounded values -> (B,C,H,W) logits (the colour map; a sigmoid follows)."""
     return torch.einsum("ij,bjhw->bihw", matrix, values)
 
 
@@ -78,7 +96,8 @@ class Parameterization:
         raise NotImplementedError
 
     def __call__(self) -> torch.Tensor:
-        """The images, (B,3,H,W) float32 in [0,1], differentiable with respect to `parameters`."""
+        """The images, (B,C,H,W) float32 in [0,1] (C = 3, or 4 with opacity), differentiable with
+    respect to `parameters`."""
         return torch.sigmoid(self.logits())
 
 
@@ -113,15 +132,18 @@ def _frequency_scale(size_hw: tuple[int, int], decay: float, device: torch.devic
 class FourierImage(Parameterization):
     """The image as 2-D Fourier coefficients scaled by 1/frequency**`decay`.
 
-    Parameters: one real tensor (B,3,H,W//2+1,2) holding the complex spectrum of each
+    Parameters: one real tensor (B,C,H,W//2+1,2) holding the complex spectrum of each
     (colour-decorrelated) channel. The image is periodic: what leaves one edge comes in at
-    the other, so cyclic shifts (jitter) cost nothing.
+    the other, so cyclic shifts (jitter) cost nothing. `start` may have any number of channels
+    C when `decorrelate` is false (the opacity channel of `WithOpacity` is one).
     """
 
     def __init__(self, start: torch.Tensor, *, decorrelate: bool = True, decay: float = 1.0) -> None:
         super().__init__(tuple(start.shape[-2:]), start.shape[0])  # type: ignore[arg-type]
         device = start.device
-        self.matrix = _color_matrix(decorrelate, device)
+        if decorrelate and start.shape[1] != 3:
+            raise ValueError(f"decorrelated colours need 3 channels, got {start.shape[1]}")
+        self.matrix = _color_matrix(decorrelate, device, start.shape[1])
         self.scale = _frequency_scale(self.size_hw, decay, device)
         values = _from_rgb(start.detach().float(), self.matrix) * _FOURIER_GAIN
         spectrum = torch.fft.rfft2(values, norm="ortho") / self.scale
@@ -136,18 +158,49 @@ class FourierImage(Parameterization):
         return _to_logits(values, self.matrix)
 
 
+class WithOpacity(Parameterization):
+    """A colour parameterisation plus an opacity channel: calling it gives RGBA (B,4,H,W).
+
+    The opacity is a one-channel Fourier image (spectrum 1/f**`OPACITY_DECAY`, no colour map)
+    through a sigmoid. It starts opaque (1 - `EPS`), so the start image shows as it is.
+    """
+
+    def __init__(self, colors: Parameterization, start: torch.Tensor) -> None:
+        super().__init__(colors.size_hw, colors.batch)
+        self.colors = colors
+        opaque = torch.ones_like(start[:, :1])
+        self.opacity = FourierImage(opaque, decorrelate=False, decay=OPACITY_DECAY)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.colors.parameters(), *self.opacity.parameters()]
+
+    def logits(self) -> torch.Tensor:
+        return torch.cat([self.colors.logits(), self.opacity.logits()], 1)
+
+
+def composite(rgba: torch.Tensor, background: torch.Tensor | float) -> torch.Tensor:
+    """RGBA images (B,4,H,W) laid over `background` (a number, or RGB broadcastable to
+    (B,3,H,W)): (B,3,H,W). An RGB batch is returned as it is."""
+    if rgba.shape[1] == 3:
+        return rgba
+    alpha = rgba[:, 3:]
+    return rgba[:, :3] * alpha + background * (1.0 - alpha)
+
+
 def make_parameterization(
-    kind: str, start: torch.Tensor, *, decorrelate: bool = True, decay: float = 1.0
+    kind: str, start: torch.Tensor, *, decorrelate: bool = True, decay: float = 1.0, opacity: bool = False
 ) -> Parameterization:
     """The parameterisation `kind` ("pixel" or "fft") reproducing `start` (B,3,H,W) in [0,1].
 
-    `decay` is the Fourier image's spectrum exponent (ignored by ``pixel``). Its tensors live
-    on `start`'s device.
+    `decay` is the Fourier image's spectrum exponent (ignored by ``pixel``); `opacity` adds an
+    opacity channel (`WithOpacity`, RGBA out). Its tensors live on `start`'s device.
     """
     if start.dim() != 4 or start.shape[1] != 3:
         raise ValueError(f"start must be (B,3,H,W), got {tuple(start.shape)}")
     if kind == "fft":
-        return FourierImage(start, decorrelate=decorrelate, decay=decay)
-    if kind == "pixel":
-        return PixelImage(start, decorrelate=decorrelate)
-    raise ValueError(f"unknown parameterisation {kind!r} (pixel or fft)")
+        colors: Parameterization = FourierImage(start, decorrelate=decorrelate, decay=decay)
+    elif kind == "pixel":
+        colors = PixelImage(start, decorrelate=decorrelate)
+    else:
+        raise ValueError(f"unknown parameterisation {kind!r} (pixel or fft)")
+    return WithOpacity(colors, start) if opacity else colors

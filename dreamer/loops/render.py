@@ -8,6 +8,13 @@ be high *whatever small random transform the image then undergoes* (jitter, then
 survive being moved a little are rewarded, which is what turns noise into recognisable objects
 (Olah, Mordvintsev & Schubert, "Feature Visualization", Distill 2017).
 
+With ``opacity_cost`` the image also has an opacity channel: each view lays it over a random
+background and opacity has a price, so only what the objective needs stays opaque and the rest
+fades to the grey the result is laid over (`BACKGROUND`): one object alone rather than a canvas
+full of its parts (the transparency of Mordvintsev et al., "Differentiable Image
+Parameterizations", Distill 2018). Opacity costs more away from the centre (`OPACITY_CENTRE`),
+so the object is not cut by the canvas's edge.
+
 The network's part of each gradient comes from a `PreparedNetwork` (fast path, CUDA graphs,
 tiling for tileable objectives), like the classic loop's; the transforms and the
 parameterisation are differentiated here. Pure: never prints, never touches files.
@@ -24,12 +31,17 @@ from ..backend import prepare
 from ..config import DreamConfig
 from ..objectives import Objective, build_objective
 from .common import Progress, ProgressFn, check_batch, check_size, make_generators, total_variation
-from .parameterization import make_parameterization
+from .parameterization import composite, make_parameterization
 
-__all__ = ["render", "input_size", "DEFAULT_INPUT_SIZE"]
+__all__ = ["render", "input_size", "opacity_penalty", "DEFAULT_INPUT_SIZE", "BACKGROUND", "OPACITY_CENTRE"]
 
 #: The side of the ``crops`` views for a network without a model spec (`Network.from_module`).
 DEFAULT_INPUT_SIZE = 224
+#: The grey that a render with an opacity channel is laid over at the end.
+BACKGROUND = 0.5
+#: Opacity at the canvas's corners costs 1 + 2 x this as much as at the centre (the price
+#: grows with the squared distance from the centre; 1 + this at the middle of an edge).
+OPACITY_CENTRE = 2.0
 
 
 class _BlurGradient(torch.autograd.Function):
@@ -65,8 +77,11 @@ def render(
     pixels and the random transforms `config.transforms` (``crops``: square crops of
     `config.crop` times the shorter side, rotated, mirrored, noisy, resampled to the network's
     input size, see `input_size`); `config.blur` > 0 blurs each step's gradient with that sigma
-    (pixels). Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`; `octaves`,
-    `octave_scale` and `step_size` belong to the classic loop.
+    (pixels); `config.grey_weight` adds that times the mean squared distance from mid-grey to
+    the loss. `config.opacity_cost` > 0 adds an opacity channel (starting opaque): the views lay
+    the image over random backgrounds and `opacity_penalty` is added to the loss; the result is
+    laid over `BACKGROUND`. Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`;
+    `octaves`, `octave_scale` and `step_size` belong to the classic loop.
 
     Returns a new (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one
     seed per image (default `config.seed` for all); each image depends only on its own seed.
@@ -80,7 +95,10 @@ def render(
     if objective is None:
         objective = build_objective(backend.network, config.layers, config.classes)
     start = images.detach().to(device=backend.device, dtype=torch.float32)
-    param = make_parameterization(config.param, start, decorrelate=config.decorrelate, decay=config.decay)
+    transparent = config.opacity_cost > 0
+    param = make_parameterization(
+        config.param, start, decorrelate=config.decorrelate, decay=config.decay, opacity=transparent
+    )
     optimizer = torch.optim.Adam(param.parameters(), lr=config.learning_rate)
     generators = make_generators(seeds)
     views = _Views(config, generators, input_size(backend.network))
@@ -101,14 +119,28 @@ def render(
             score = s if score is None else score + s
         score = score / len(seen)
         if config.tv_weight:
-            loss = loss + config.tv_weight * total_variation(image).sum()
+            loss = loss + config.tv_weight * total_variation(image[:, :3]).sum()
+        if config.grey_weight:
+            loss = loss + config.grey_weight * ((image[:, :3] - 0.5) ** 2).flatten(1).mean(1).sum()
+        if transparent:
+            loss = loss + config.opacity_cost * opacity_penalty(image[:, 3:]).sum()
         loss.backward()
         optimizer.step()
         if progress is not None:
             progress(Progress(0, 1, step, config.steps, step + 1, config.steps, score))
 
     with torch.no_grad():
-        return param().float().clamp(0.0, 1.0)
+        return composite(param().float(), BACKGROUND).clamp(0.0, 1.0)
+
+
+def opacity_penalty(alpha: torch.Tensor) -> torch.Tensor:
+    """(B,) the price of opacity `alpha` (B,1,H,W) in [0,1]: its mean, each pixel weighted by
+    1 + `OPACITY_CENTRE` x (its squared distance from the centre, 1 at the middle of an edge)."""
+    h, w = alpha.shape[-2:]
+    y = torch.linspace(-1.0, 1.0, h, device=alpha.device, dtype=alpha.dtype).view(-1, 1)
+    x = torch.linspace(-1.0, 1.0, w, device=alpha.device, dtype=alpha.dtype).view(1, -1)
+    weight = 1.0 + OPACITY_CENTRE * (x**2 + y**2)
+    return (alpha[:, 0] * weight).flatten(1).mean(1)
 
 
 def input_size(network) -> int:
@@ -144,6 +176,7 @@ class _Views:
                 angle=T.CROP_ANGLE,
                 flip=T.CROP_FLIP,
                 noise=T.CROP_NOISE,
+                transparent=config.opacity_cost > 0,
             )
             if config.transforms == "crops"
             else None
