@@ -3,8 +3,11 @@ and the photo presets on a sample photo, each scored by `dreamer.quality`.
 
     OMP_NUM_THREADS=1 python scripts/quality.py [--out quality-out] [--only banana,ant ...]
         [--model efficientnet-lite0] [--heldout efficientnet-lite1] [--sheet docs/gallery/classes.png]
+        [--set opacity_cost=6 --set views=4 ...]
 
-Every preset runs at its full settings (start, size, steps, seed) on `--model`. For each
+Every preset runs at its full settings (start, size, steps, seed) on `--model`; `--set
+FIELD=VALUE` changes a setting of every preset (a JSON value, e.g. `crop=[0.5,1.0]`), to
+measure a change to the recipe before writing it into the presets. For each
 picture the table gives
 
 - robust p: the probability of its class by `--model`, averaged over 32 random views (crops of
@@ -58,6 +61,20 @@ def _start(preset) -> torch.Tensor:
     width, height = (int(v) for v in text[len("noise:") :].lower().split("x"))
     amplitude = noise_amplitude(preset.config.param)
     return make_noise((height, width), seed=preset.config.seed, amplitude=amplitude)
+
+
+def _changes(pairs: list[str]) -> dict:
+    """FIELD=VALUE pairs -> {field: value}, each value read as JSON (a bare word stays text)."""
+    changes = {}
+    for pair in pairs:
+        field, sep, text = pair.partition("=")
+        if not sep or not field:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {pair!r}")
+        try:
+            changes[field.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[field.strip()] = text
+    return changes
 
 
 def _top_class(net, image: torch.Tensor) -> str:
@@ -124,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", default="efficientnet-lite1")
     parser.add_argument("--sheet", type=Path, default=None, help="also write the class renders' sheet here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a setting of every preset, e.g. --set views=4 (repeatable)")
     args = parser.parse_args(argv)
+    changes = _changes(args.set)
     if args.threads:
         dreamer.set_threads(args.threads)
     names = [n for n in args.only.split(",") if n] or [*CLASS_PRESETS, *PHOTO_PRESETS]
@@ -141,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for name in names:
         preset = for_model(load_preset(name), args.model)
-        config = preset.config
+        config = preset.config.replace(**changes) if changes else preset.config
         t0 = time.time()
         if name in PHOTO_PRESETS:
             image = run_config(photo, net, config).cpu()

@@ -117,6 +117,7 @@ def test_batch_has_one_name_and_max_pixels_is_everywhere_images_are_read():
 _DREAM_FIELDS = {
     "--octaves": "octaves", "--octave-scale": "octave_scale", "--steps": "steps", "--step-size": "step_size",
     "--jitter": "jitter", "--param": "param", "--transforms": "transforms", "--tv": "tv_weight", "--blur": "blur",
+    "--opacity": "opacity_cost",
     "--lr": "learning_rate", "--precision": "precision", "--seed": "seed",
 }
 

@@ -35,6 +35,7 @@ _FLAG_FIELDS = {
     "transforms": "transforms",
     "tv": "tv_weight",
     "blur": "blur",
+    "opacity": "opacity_cost",
     "lr": "learning_rate",
     "precision": "precision",
     "tile": "tile",
@@ -114,6 +115,7 @@ class Seed(click.IntRange):
 MAX_BLUR = 1000.0
 MAX_LR = 1000.0
 MAX_TV = 1e6
+MAX_OPACITY = 1e6
 MAX_STEP_SIZE = 1e6
 MAX_STEPS = 1_000_000
 
@@ -127,7 +129,7 @@ def _dream_defaults() -> dict[str, Any]:
         "layer": f"the model's default layer ({', '.join(str(t) for t in d.layers)} on {d.model})",
         "octaves": d.octaves, "octave_scale": d.octave_scale,
         "steps": d.steps, "step_size": d.step_size, "jitter": d.jitter, "param": d.param,
-        "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "lr": d.learning_rate,
+        "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "opacity": d.opacity_cost, "lr": d.learning_rate,
         "precision": d.precision, "tile": d.tile if d.tile is not None else "automatic", "seed": d.seed,
     }
 
@@ -192,6 +194,11 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
         option(
             "--blur", type=FiniteFloat(min=0.0, max=MAX_BLUR), metavar="SIGMA", show_default=show("blur"),
             help="Gaussian blur (sigma, px) of each step's gradient.",
+        ),
+        option(
+            "--opacity", type=FiniteFloat(min=0.0, max=MAX_OPACITY), metavar="W", show_default=show("opacity"),
+            help="Price of opacity (fft, --transforms crops): what does not serve the objective fades "
+            "to grey, leaving the object alone, as the class presets (0: off).",
         ),
         option(
             "--lr", type=FiniteFloat(min=0.0, max=MAX_LR, min_open=True), metavar="X", show_default=show("lr"),
