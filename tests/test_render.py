@@ -542,6 +542,14 @@ def test_cli_transforms_crops(tmp_path, monkeypatch, network):
     assert config["transforms"] == "crops" and config["crop"] == [0.5, 1.0] and config["views"] == 1
     refused = CliRunner().invoke(main, [*base, "--param", "pixel", "-f"])
     assert refused.exit_code == 2 and "crops need param fft" in refused.output
+    # --opacity: recorded in the metadata; without the crops views it is a usage error
+    result = CliRunner().invoke(main, [*base, "--param", "fft", "--opacity", "50", "-f"])
+    assert result.exit_code == 0, result.output
+    assert parse_metadata(read_metadata(out))["config"]["opacity_cost"] == 50.0
+    before = out.read_bytes()
+    refused = CliRunner().invoke(main, [*base[:4], "--steps", "1", "-q", "-o", str(out), "--param", "fft", "--opacity", "5", "-f"])
+    assert refused.exit_code == 2 and "invalid --opacity" in refused.output and "transforms is crops" in refused.output
+    assert out.read_bytes() == before  # nothing written over
 
 
 # --- opacity: the object alone on grey -----------------------------------------------------
