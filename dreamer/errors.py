@@ -23,6 +23,7 @@ __all__ = [
     "DeviceUnavailableError",
     "PresetError",
     "EncoderError",
+    "MissingDependencyError",
     "closest",
 ]
 
@@ -109,6 +110,11 @@ class PresetError(DreamerError):
 
 class EncoderError(DreamerError):
     """A video/animation encoder library is missing or failed."""
+
+
+class MissingDependencyError(DreamerError):
+    """An optional library needed for what was asked is not installed (exit code 1); the hint
+    says which extra to install."""
 
 
 def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:

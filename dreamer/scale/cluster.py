@@ -11,7 +11,7 @@ import re
 from types import ModuleType
 from typing import Any
 
-from ..errors import DreamerError, UsageError
+from ..errors import DreamerError, MissingDependencyError, UsageError
 
 __all__ = ["RayUnavailableError", "ClusterError", "require_ray", "parse_address", "Cluster", "INSTALL_HINT"]
 
@@ -21,7 +21,7 @@ INSTALL_HINT = "pip install 'dreamer[ray]'"
 _HOST_PORT = re.compile(r"(?:ray://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})")
 
 
-class RayUnavailableError(DreamerError):
+class RayUnavailableError(MissingDependencyError):
     """Ray is not installed (exit code 1)."""
 
 

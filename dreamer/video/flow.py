@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DreamerError
+from ..errors import MissingDependencyError
 
 __all__ = [
     "FLOW_METHODS",
@@ -58,10 +58,6 @@ _FB_ABSOLUTE = 0.5
 # Unreliable areas are widened by this many pixels, then the mask's edges are softened over
 # the same width, so that a fresh dream meets the carried one without a seam.
 _MASK_MARGIN = 2
-
-
-class MissingDependencyError(DreamerError):
-    """An optional library needed for what was asked is not installed (exit code 1)."""
 
 
 def require_cv2() -> Any:
