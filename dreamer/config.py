@@ -361,6 +361,14 @@ class DreamConfig:
         if self.seed > _MAX_SEED:  # torch.Generator.manual_seed's limit
             raise ConfigError("seed", self.seed, f"an integer from 0 to {_MAX_SEED}")
 
+    def classic(self, **changes: Any) -> DreamConfig:
+        """This config for the classic loop (``param = "pixel"``), e.g. for zoom and video frames,
+        which are dreamed on rather than grown: what only the render loop can do is replaced by
+        its classic counterpart (``crops`` transforms by ``standard``, no opacity); the
+        objective is kept. `changes` are applied too."""
+        transforms = "standard" if self.transforms == "crops" else self.transforms
+        return self.replace(**{"param": "pixel", "transforms": transforms, "opacity_cost": 0.0, **changes})
+
     def replace(self, **changes: Any) -> DreamConfig:
         """A copy with some fields changed (validated again), exactly as given."""
         return dataclasses.replace(self, **changes)

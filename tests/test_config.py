@@ -191,3 +191,13 @@ def test_override_names_the_whole_objective():
     assert base.override() is base
     # replace stays literal
     assert base.replace(classes=("banana",)).layers == (LayerTarget("mixed4c"),)
+
+
+def test_classic_keeps_the_objective_and_drops_what_only_a_render_does():
+    render = DreamConfig(param="fft", transforms="crops", opacity_cost=8.0, grey_weight=50.0, views=4,
+                         classes=("banana",), layers=())
+    classic = render.classic(steps=3)
+    assert (classic.param, classic.transforms, classic.opacity_cost, classic.steps) == ("pixel", "standard", 0.0, 3)
+    assert classic.classes == render.classes and classic.layers == ()
+    plain = DreamConfig(param="fft", transforms="none")
+    assert plain.classic().transforms == "none"  # only crops have a classic counterpart to swap in

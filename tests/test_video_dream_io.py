@@ -357,3 +357,13 @@ def test_worker_runs_in_order_and_reports_the_first_error():
     with pytest.raises(OSError, match="disk full"):
         worker.finish()
     assert 99 not in done
+
+
+def test_a_class_preset_dreams_video_frames_with_the_classic_loop():
+    """A class preset grows pictures (fft, crops, opacity); video frames are dreamed on with the
+    same class by the classic loop: crops become the standard transforms, the opacity goes."""
+    from dreamer.cli.video import _config
+
+    dream = _config({"preset": "banana"}, None, None, True).dream
+    assert (dream.param, dream.transforms, dream.opacity_cost) == ("pixel", "standard", 0.0)
+    assert [t.name for t in dream.classes] == ["banana"]

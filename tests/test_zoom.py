@@ -298,7 +298,7 @@ def cli(network, monkeypatch):
 
     def run(*args: str):
         extra = ["--steps", "1", "--octaves", "1", "--weights", "random"]
-        if not any(a in ("--layer", "--cycle-layer", "--cycle-preset") for a in args):
+        if not any(a in ("--layer", "--cycle-layer", "--cycle-preset", "--preset") for a in args):
             extra += ["--layer", "mixed3b"]  # shallow: quick
         result = CliRunner().invoke(main, ["zoom", *args, *extra])
         result.loads = list(loads)
@@ -730,3 +730,24 @@ def test_a_jobs_file_output_problem_names_the_line(cli, tmp_path):
     result = cli("--jobs", str(jobs))
     assert result.exit_code == 1
     assert f"{jobs}:1: cannot write" in result.output and "does not exist" in result.output
+
+
+def test_a_class_preset_zooms_with_the_classic_loop(cli, tmp_path, monkeypatch):
+    """The class presets grow pictures (fft, crops, opacity); zoom frames are dreamed on, so
+    they run the classic loop with the same class: crops become the standard transforms and
+    the opacity goes, with a warning instead of a usage error."""
+    seen = []
+    real = dreamer.loops.run_config
+
+    def dream(images, network, config, **kwargs):
+        seen.append(config)
+        return real(images, network, config, **kwargs)
+
+    monkeypatch.setattr(dreamer.loops, "run_config", dream)
+    result = cli("noise:48x48", "--frames", "2", "--preset", "banana", "-o", str(tmp_path / "b.gif"))
+    assert result.exit_code == 0, result.output
+    assert "use --param pixel" in result.output
+    assert seen and all(
+        (c.param, c.transforms, c.opacity_cost, [t.name for t in c.classes]) == ("pixel", "standard", 0.0, ["banana"])
+        for c in seen
+    )

@@ -38,7 +38,7 @@ def _config(flags: dict[str, Any], flow: str | None, blend: float | None, quiet:
             raise UsageError("--param fft grows a picture from noise; a video is dreamed with --param pixel")
         warn(f"preset {flags.get('preset')!r} uses --param fft, which grows a picture instead of dreaming on "
              "one; video frames use --param pixel with its layers and classes", quiet=quiet)
-        changes["param"] = "pixel"
+        dream = dream.classic()
     dream = dream.replace(**changes)
     check_targets(dream)  # a typo in a layer or class is reported before anything is read
     return VideoConfig(dream=dream, flow=flow or "farneback", blend=DEFAULT_BLEND if blend is None else blend)

@@ -76,7 +76,7 @@ def _stage_configs(flags: dict[str, Any], cycle_layers: tuple[str, ...], cycle_p
         if config.param == "fft" and flags.get("param") is None:
             warn(f"preset {variant.get('preset')!r} uses --param fft, which grows a picture instead of "
                  "dreaming on one; zoom frames use --param pixel with its layers and classes", quiet=quiet)
-            changes["param"] = "pixel"
+            config = config.classic()
         config = config.replace(**changes)
         check_targets(config)  # a typo in a layer or class is reported before the model loads
         configs.append(config)
