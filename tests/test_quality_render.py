@@ -67,7 +67,9 @@ def test_class_renders_are_their_class_under_random_views_and_for_a_held_out_net
 
 
 def test_object_renders_stand_alone_on_grey_and_are_their_class(lite0, lite1):
-    recipe = load_preset("ant", check=False).config  # the object recipe: opacity, grey pull
+    # the object recipe: opacity, grey pull (banana's 50: at this small size and few steps the
+    # other objects' 100 leaves too little colour to be sure of the class; docs/quality.md)
+    recipe = load_preset("banana", check=False).config
     assert recipe.opacity_cost > 0 and recipe.grey_weight > 0
     start, out, indices = _render(lite0, recipe, OBJECTS, OBJECT_STEPS)
     _assert_is_the_class(lite0, lite1, out, indices, OBJECTS)
