@@ -92,7 +92,8 @@ CASES: dict[str, BenchCase] = {
 }
 #: the cases run by default on a CPU (the others take many minutes there)
 CPU_CASES = ("frame512", "render384")
-#: the render cases' settings besides size and steps (those of the bundled class presets)
+#: the render cases' settings besides size and steps: one view of the standard transforms, the
+#: recipe the reference loop (`plain_render`) implements (the class presets now use crops)
 RENDER_JITTER = 16
 RENDER_LEARNING_RATE = 0.05
 
