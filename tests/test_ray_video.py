@@ -117,6 +117,22 @@ def test_two_videos_on_ray_equal_the_run_without_ray(cli, clips, straight, tmp_p
     assert not list(tmp_path.glob("*.dream.frames.partial")) and not list(tmp_path.glob(".*lock"))
 
 
+def test_controls_reach_the_workers(cli, clips, straight, tmp_path):
+    """--keep-colors on Ray gives the frames it gives without Ray (and not the plain ones)."""
+    from dreamer.cli import main
+
+    with one_thread():
+        result = CliRunner().invoke(main, ["video", str(clips[0]), "-o", f"{tmp_path}/here/", "--keep-colors", *FLAGS])
+    assert result.exit_code == 0, result.output
+    result = cli(str(clips[0]), "-o", f"{tmp_path}/ray/", "--keep-colors", "--ray")
+    assert result.exit_code == 0, result.output
+    here, there = read_frames(tmp_path / "here"), read_frames(tmp_path / "ray")  # one input: -o is its frames folder
+    assert len(there) == FRAMES
+    for k, (a, b) in enumerate(zip(there, here)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {k}")
+    assert any(not np.array_equal(a, b) for a, b in zip(there, straight[0]))
+
+
 class ExitAt:
     """Kills its worker process (as `kill -9` or a lost node would) after frame `frame` of job
     `job` is made, the first time; a marker file makes it happen once."""

@@ -466,3 +466,47 @@ def test_api_paths_in_path_out(clip, tmp_path, network):
     frames = moving_frames(2)
     made = list(dreamer.dream_frames(iter(frames), network, dreamer.VideoConfig(dream=LIGHT, flow="none")))
     assert len(made) == 2 and made[1].shape == frames[1].shape and not np.array_equal(made[1], frames[1])
+
+
+# --- controls on video ------------------------------------------------------------------------
+
+
+def _chroma(frames: list[np.ndarray]) -> np.ndarray:
+    """The Cb and Cr planes (BT.601) of uint8 RGB frames, as floats."""
+    x = np.stack(frames).astype(np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    return np.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b])
+
+
+def test_cli_controls_steer_every_frame(clip, tmp_path):
+    """--keep-colors keeps the footage's colours, --mask keeps its black part as it was and
+    --guide changes the dream; without them the frames are what they always were."""
+    from PIL import Image
+
+    source = decode(clip)
+    flags = [*FLAGS, "--step-size", "6", "--format", "frames"]
+    code, text = run("video", clip, "-o", tmp_path / "plain", *flags)
+    assert code == 0, text
+    plain = stored(tmp_path / "plain")
+    code, text = run("video", clip, "-o", tmp_path / "colors", "--keep-colors", *flags)
+    assert code == 0, text
+    colors = stored(tmp_path / "colors")
+    assert len(colors) == len(source) == 10
+    drift = lambda frames: float(np.abs(_chroma(frames) - _chroma(source)).mean())  # noqa: E731
+    assert drift(colors) < 0.3 * drift(plain), (drift(colors), drift(plain))
+
+    mask = tmp_path / "left-kept.png"
+    Image.fromarray(np.concatenate([np.zeros((48, 24), np.uint8), np.full((48, 24), 255, np.uint8)], 1)).save(mask)
+    code, text = run("video", clip, "-o", tmp_path / "masked", "--mask", mask, *flags)
+    assert code == 0, text
+    masked = stored(tmp_path / "masked")
+    np.testing.assert_array_equal(masked[0][:, :24], source[0][:, :24])  # black: exactly as it was
+    change = lambda frames, part: float(np.mean([np.abs(a[:, part].astype(int) - b[:, part].astype(int)).mean()  # noqa: E731
+                                                 for a, b in zip(frames, source)]))
+    assert change(masked, slice(0, 8)) < 0.2 * change(masked, slice(24, 48))
+
+    code, text = run("video", clip, "-o", tmp_path / "guided", "--guide", mask, *flags)
+    assert code == 0, text
+    assert any(not np.array_equal(a, b) for a, b in zip(stored(tmp_path / "guided"), plain))
+    code, text = run("video", clip, "-o", tmp_path / "bad", "--mask", tmp_path / "missing.png", *flags)
+    assert code == 2 and "missing.png" in text and not (tmp_path / "bad").exists()

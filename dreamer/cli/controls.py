@@ -16,6 +16,7 @@ import click
 from .common import option
 
 __all__ = [
+    "checked_dream",
     "control_options",
     "controls_from_flags",
     "CONTROL_FLAGS",
@@ -175,3 +176,21 @@ def check_batch_outputs(outputs: list[Path], batch: int, sheet: bool, *, force: 
         for path in batch_paths(out, batch, sheet=False):
             if path.parent.exists():
                 check_output_path(path, force=force, inputs=inputs)
+
+
+def checked_dream(controls=None):
+    """The loop every frame of a zoom or video is dreamed with (steered by `controls`: guide,
+    mask, kept colours), refusing a frame with NaN/inf values (which would otherwise be stored
+    as black) with the setting that likely caused it."""
+    from ..steer import Controls
+    from ..steer import dream as steered
+    from .common import check_finite
+
+    controls = controls if controls is not None else Controls()
+
+    def dream(images, network, config, **kwargs):
+        out = steered(images, network, config, controls=controls, **kwargs)
+        check_finite(out, config, what="a frame")
+        return out
+
+    return dream

@@ -10,6 +10,7 @@ import click
 
 from ..errors import OutputError, UsageError
 from . import main
+from .controls import checked_dream, control_options, controls_from_flags
 from .common import (
     FiniteFloat, check_targets, config_from_flags, dream_options, force_option, max_pixels_option, open_network,
     option, output_option, runtime_options, size_option, warn,
@@ -88,6 +89,7 @@ def _outputs(inputs: list[Path], text: str | None, fmt: str | None) -> list[Path
 @option("--fps", type=FiniteFloat(min=0.01, max=1000.0), metavar="X", show_default="the video's; 30 for a frame folder",
         help="Frame rate of a folder of frames; a video file is read at this rate (frames repeated or skipped).")
 @dream_options(octaves=2, steps=5)
+@control_options
 @runtime_options
 @size_option(extra="The output has that size.")
 @max_pixels_option
@@ -121,6 +123,7 @@ def video(
       dreamer video frames/ --fps 24 -o dream.gif
       dreamer video a.mp4 b.mp4 -o dreams/            # same-size videos dreamed as one batch
       dreamer video clip.mp4 --blend 0 -o flicker.mp4  # every frame on its own
+      dreamer video clip.mp4 --keep-colors --mask sky.png   # the footage's colours; dream the sky only
       dreamer video clip.mp4 -o clip.dream.mp4 --resume   # after Ctrl-C
     """
     from ..video.session import VideoInterrupted, VideoJob, dream_videos
@@ -132,7 +135,14 @@ def video(
         raise UsageError("no video given", hint="dreamer video clip.mp4 (or a folder of numbered frames)")
     start_at = parse_time(start, option="--start") if start is not None else None
     end_at = parse_time(end, option="--end") if end is not None else None
+    controls = controls_from_flags(flags, max_pixels=max_pixels)[0]
     config = _config(flags, flow, blend, quiet)
+    from ..steer import check_controls
+
+    check_controls(config.dream, controls)
+    # the plain classic loop without controls (the frames are then exactly what they were before
+    # controls existed); with them, the steered loop, as zoom frames are dreamed
+    steering = {} if controls.empty else {"dream": checked_dream(controls)}
     paths = []
     for text in inputs:
         path = Path(text).expanduser()
@@ -145,6 +155,7 @@ def video(
             [VideoJob(i, o) for i, o in zip(paths, outputs)], ray_address, config=config, weights=flags.get("weights"),
             device=flags.get("device"), batch=batch, quiet=quiet, start=start_at, end=end_at, size=size,
             max_pixels=max_pixels, fps=fps, audio=not no_audio, force=force, resume=resume, keep_frames=keep_frames,
+            **steering,
         )
     model = config.dream.model
 
@@ -164,7 +175,7 @@ def video(
             [VideoJob(i, o) for i, o in zip(paths, outputs)], None, config, weights=flags.get("weights") or "pretrained",
             start=start_at, end=end_at, size=size, max_pixels=max_pixels, fps=fps, audio=not no_audio, force=force,
             resume=resume, keep_frames=keep_frames, batch_size=batch, progress=report,
-            warn=lambda message: warn(message, quiet=quiet), on_network=load,
+            warn=lambda message: warn(message, quiet=quiet), on_network=load, **steering,
         )
     except VideoInterrupted as stop:
         bar.close()

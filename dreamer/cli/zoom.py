@@ -18,7 +18,7 @@ from .common import (
     FiniteFloat, check_targets, config_from_flags, dream_options, load_source, max_pixels_option, open_network,
     option, parse_sources, runtime_options, size_option, warn,
 )
-from .controls import control_options, controls_from_flags
+from .controls import checked_dream, control_options, controls_from_flags
 from .progress import ProgressLine, SteadyRate, _fmt_seconds
 from .scale import ray_option
 
@@ -304,7 +304,7 @@ def zoom(
             from .scale import zoom_on_ray
 
             zoom_on_ray(session, ray_address, weights=flags.get("weights"), device=flags.get("device"), batch=batch,
-                        quiet=quiet, dream=_checked_dream(controls), report_unfinished=_report_unfinished)
+                        quiet=quiet, dream=checked_dream(controls), report_unfinished=_report_unfinished)
             return
         network = None
         if session.todo:
@@ -312,24 +312,6 @@ def zoom(
             for message in session.size_warnings(network):
                 warn(message, quiet=quiet)
         _run(session, network, batch=batch, quiet=quiet, controls=controls)
-
-
-def _checked_dream(controls=None):
-    """The loop every frame is dreamed with (steered by `controls`: guide, mask, kept colours),
-    refusing a frame with NaN/inf values (which would otherwise be stored as black) with the
-    setting that likely caused it."""
-    from ..steer import Controls
-    from ..steer import dream as steered
-    from .common import check_finite
-
-    controls = controls if controls is not None else Controls()
-
-    def dream(images, network, config, **kwargs):
-        out = steered(images, network, config, controls=controls, **kwargs)
-        check_finite(out, config, what="a frame")
-        return out
-
-    return dream
 
 
 def _run(session, network, *, batch: int | None, quiet: bool, controls=None) -> None:
@@ -362,7 +344,7 @@ def _run(session, network, *, batch: int | None, quiet: bool, controls=None) -> 
 
     try:
         with _sigterm_as_interrupt() as stop:
-            session.run(network, batch_size=batch, on_event=on_event, dream=_checked_dream(controls))
+            session.run(network, batch_size=batch, on_event=on_event, dream=checked_dream(controls))
     except KeyboardInterrupt:
         bar.close()
         _report_unfinished(session)

@@ -186,6 +186,7 @@ def run_videos(
     watch: Callable[[int, int], None] | None = None,
     max_attempts: int = 3,
     stop_grace: float = 30.0,
+    dream: Callable | None = None,
 ):
     """Dream `jobs` (`VideoJob`s or (input, output) pairs) on the workers of `pool`, as
     `dreamer.video.dream_videos` with the same keywords would in one process (one video at a
@@ -223,6 +224,8 @@ def run_videos(
         require_cv2()
     min_size = get_spec(config.dream.model).min_size
     options = dict(start=start, end=end, size=size, max_pixels=max_pixels, fps=fps, audio=audio)
+    if dream is not None:  # the steered loop (controls), sent to the workers with the unit
+        options["dream"] = dream
     before: list[Event] = []
     tasks: list[VideoTask] = []
     locks: list[OutputLock] = []

@@ -672,6 +672,7 @@ def dream_videos(
     on_network: Callable[[], Any] | None = None,
     numbers: Sequence[int] | None = None,
     lock: bool = True,
+    dream: Callable[..., Any] | None = None,
 ) -> list[VideoResult]:
     """Dream each job's input video into its output; returns one `VideoResult` per job.
 
@@ -692,6 +693,8 @@ def dream_videos(
       that dreams the videos of one run in several calls (`dreamer.scale.video`) gives each
       its number in the whole run, so its frames are those of one call over all of them.
     - `lock`: False when the caller already holds the outputs' locks (`output_paths`).
+    - `dream`: the loop each frame is dreamed with (the signature of `dreamer.loops.run_config`;
+      default the classic loop), e.g. one steered by controls (`dreamer.steer.dream`).
 
     Raises a DreamerError before any work for bad inputs or outputs (nothing is changed then),
     and `VideoInterrupted` (a KeyboardInterrupt) after writing partial videos on Ctrl-C.
@@ -763,7 +766,8 @@ def dream_videos(
         except BaseException:
             _cleanup_unused(plans)
             raise
-        return _run(plans, todo, network, config, batch_size=batch_size, keep_frames=keep_frames, progress=progress)
+        return _run(plans, todo, network, config, batch_size=batch_size, keep_frames=keep_frames, progress=progress,
+                    dream=dream)
     finally:
         _cleanup_unused(plans)
         for held in reversed(locks):
@@ -784,7 +788,7 @@ def _check_sizes(plans: list[_Plan], network, config: VideoConfig, warn: Callabl
 
 
 def _run(plans: list[_Plan], todo: list[_Plan], network, config: VideoConfig, *, batch_size, keep_frames: bool,
-         progress) -> list[VideoResult]:
+         progress, dream=None) -> list[VideoResult]:
     writer: Worker | None = None
     try:
         for plan in plans:
@@ -804,7 +808,7 @@ def _run(plans: list[_Plan], todo: list[_Plan], network, config: VideoConfig, *,
                 plan.encoder = _Encoding(target, fps=plan.fps, kind=plan.kind, expect=plan.frames,
                                          stored=plan.store.paths(plan.done))
             inputs.append(_inputs(plan, config))
-        for frame in dream_streams(inputs, network, config, batch_size=batch_size):
+        for frame in dream_streams(inputs, network, config, batch_size=batch_size, dream=dream):
             plan = todo[frame.video]
             writer.submit(plan.store.write, frame.index, frame.image, _frame_metadata(plan, frame.index, config, network))
             if plan.encoder is not None:
