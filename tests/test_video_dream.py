@@ -257,6 +257,8 @@ def test_cli_interrupt_and_resume(clip, tmp_path, monkeypatch):
     assert code == 2 and "already holds frames" in text  # neither --resume nor --force
     code, text = run("video", clip, "-o", out, *FLAGS[:6], "--steps", "1", "-q", "--resume")
     assert code == 2 and "steps: was 2, now 1" in text
+    code, text = run("video", clip, "-o", out, *FLAGS, "--keep-colors", "--resume")  # controls are settings too
+    assert code == 2 and "controls.keep_colors: was null, now true" in text
     code, text = run("video", clip, "-o", out, *FLAGS, "--resume")
     assert code == 0, text
     assert len(decode(out)) == 10 and not partial_path(out).exists()

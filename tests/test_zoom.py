@@ -493,6 +493,22 @@ def test_resume_refuses_other_settings(cli, tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == before
     result = cli("noise:48x48", "--frames", "5", "--zoom", "1.05", "--layer", "mixed4a", "-o", str(out), "--resume")
     assert result.exit_code == 2 and 'dreams[0].layers: was ["mixed3b"], now ["mixed4a"]' in result.output
+    # the controls are settings too: kept colours the first run did not have are refused
+    result = cli("noise:48x48", "--frames", "5", "--zoom", "1.05", "--keep-colors", "-o", str(out), "--resume")
+    assert result.exit_code == 2 and "controls.keep_colors: was null, now true" in result.output
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert cli("noise:48x48", "--frames", "5", "--zoom", "1.05", "-o", str(out), "--resume").exit_code == 0
+
+
+def test_a_manifest_from_before_controls_reads_as_none():
+    from dreamer.zoom.manifest import build_manifest, resume_problem
+
+    new = build_manifest(source="s", size=(8, 8), seed=0, video=0, model="m", weights="w", zoom={"frames": 3}, fps=1.0)
+    old = {k: v for k, v in new.items() if k != "controls"}
+    assert new["controls"] == {} and resume_problem(old, new, 1, False) is None
+    steered = build_manifest(source="s", size=(8, 8), seed=0, video=0, model="m", weights="w", zoom={"frames": 3},
+                             fps=1.0, controls={"mask": "sky.png"})
+    assert resume_problem(old, steered, 1, False) == 'controls.mask: was null, now "sky.png"'
 
 
 def test_resume_can_make_a_video_longer_unless_ramped(cli, tmp_path):

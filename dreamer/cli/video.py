@@ -142,7 +142,7 @@ def video(
     check_controls(config.dream, controls)
     # the plain classic loop without controls (the frames are then exactly what they were before
     # controls existed); with them, the steered loop, as zoom frames are dreamed
-    steering = {} if controls.empty else {"dream": checked_dream(controls)}
+    steering = {} if controls.empty else {"dream": checked_dream(controls), "controls": controls.to_dict()}
     paths = []
     for text in inputs:
         path = Path(text).expanduser()

@@ -299,7 +299,8 @@ def zoom(
 
     weights = str(parse_weights(flags.get("weights") or "pretrained"))
     mode = "resume" if resume else "force" if force else "new"
-    with ZoomSession(jobs, model=model, weights=weights, mode=mode, keep_frames=keep_frames) as session:
+    with ZoomSession(jobs, model=model, weights=weights, mode=mode, keep_frames=keep_frames,
+                     controls=controls.to_dict()) as session:
         if ray_address is not None and session.todo:
             from .scale import zoom_on_ray
 

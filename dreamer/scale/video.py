@@ -187,6 +187,7 @@ def run_videos(
     max_attempts: int = 3,
     stop_grace: float = 30.0,
     dream: Callable | None = None,
+    controls: dict[str, Any] | None = None,
 ):
     """Dream `jobs` (`VideoJob`s or (input, output) pairs) on the workers of `pool`, as
     `dreamer.video.dream_videos` with the same keywords would in one process (one video at a
@@ -226,6 +227,8 @@ def run_videos(
     options = dict(start=start, end=end, size=size, max_pixels=max_pixels, fps=fps, audio=audio)
     if dream is not None:  # the steered loop (controls), sent to the workers with the unit
         options["dream"] = dream
+    if controls:
+        options["controls"] = dict(controls)
     before: list[Event] = []
     tasks: list[VideoTask] = []
     locks: list[OutputLock] = []

@@ -303,7 +303,7 @@ def _check_paths(plans: Sequence[_Plan | _Paths]) -> None:
                     )
 
 
-def _manifest(plan: _Plan, config: VideoConfig, model: str, weights: str) -> dict[str, Any]:
+def _manifest(plan: _Plan, config: VideoConfig, model: str, weights: str, controls: dict | None) -> dict[str, Any]:
     data = {
         "format": MANIFEST_FORMAT,
         "input": str(plan.job.input.absolute()),
@@ -315,6 +315,7 @@ def _manifest(plan: _Plan, config: VideoConfig, model: str, weights: str) -> dic
         "model": model,
         "weights": weights,
         "config": config.to_dict(),
+        "controls": dict(controls or {}),
         "audio": plan.audio,
     }
     return json.loads(json.dumps(data))
@@ -392,6 +393,7 @@ def _inspect_resume(plan: _Plan) -> None:
             hint="use --force to start over, or another output",
         )
     new = plan.manifest
+    old = {"controls": {}, **old}  # written before controls were recorded: none
     diffs = [d for key in sorted(set(old) | set(new)) if key not in _FREE_ON_RESUME
              for d in differences(old.get(key), new.get(key), key)]
     if diffs:
@@ -673,6 +675,7 @@ def dream_videos(
     numbers: Sequence[int] | None = None,
     lock: bool = True,
     dream: Callable[..., Any] | None = None,
+    controls: dict[str, Any] | None = None,
 ) -> list[VideoResult]:
     """Dream each job's input video into its output; returns one `VideoResult` per job.
 
@@ -694,7 +697,9 @@ def dream_videos(
       its number in the whole run, so its frames are those of one call over all of them.
     - `lock`: False when the caller already holds the outputs' locks (`output_paths`).
     - `dream`: the loop each frame is dreamed with (the signature of `dreamer.loops.run_config`;
-      default the classic loop), e.g. one steered by controls (`dreamer.steer.dream`).
+      default the classic loop), e.g. one steered by controls (`dreamer.steer.dream`);
+      `controls`: what it steers with, as plain data (`dreamer.steer.Controls.to_dict()`),
+      recorded with the frames and compared on resume.
 
     Raises a DreamerError before any work for bad inputs or outputs (nothing is changed then),
     and `VideoInterrupted` (a KeyboardInterrupt) after writing partial videos on Ctrl-C.
@@ -738,7 +743,7 @@ def dream_videos(
     model_name = _model(network).name if network is not None else (model or config.dream.model)
     weights_name = _model(network).weights if network is not None else str(parse_weights(weights))
     for plan in plans:
-        plan.manifest = _manifest(plan, config, model_name, weights_name)
+        plan.manifest = _manifest(plan, config, model_name, weights_name, controls)
     locks: list[OutputLock] = []
     try:
         try:

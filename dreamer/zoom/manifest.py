@@ -6,11 +6,14 @@ A manifest is plain JSON data (written by `dreamer.io.video.FrameStore.write_man
      "source": "photo.jpg", "size": [H, W], "seed": 0, "video": 0,
      "model": "googlenet", "weights": "pretrained",
      "zoom": {...ZoomConfig.to_dict() without frames...}, "frames": 100, "fps": 30.0,
+     "controls": {...Controls.to_dict(): guides, mask, keep_colors...},
      "partial": {"name": "out.partial.mp4", "size": ..., "mtime_ns": ...}}   # once one is written
 
 ``format`` is dreamer's signature: a folder whose manifest lacks it is not dreamer's.
 The settings that decide the pixels are compared on resume (`resume_problem`); ``fps`` may
 change (it changes no frame) and ``frames`` may grow unless a ramp spreads over the length.
+The controls are compared as given (guide and mask files by name); a manifest written before
+they were recorded reads as no controls.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ COMPARED = ("source", "size", "seed", "video", "model", "weights", "zoom")
 
 
 def build_manifest(*, source: str, size: tuple[int, int], seed: int, video: int, model: str, weights: str,
-                   zoom: dict[str, Any], fps: float) -> dict[str, Any]:
+                   zoom: dict[str, Any], fps: float, controls: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest of one video, as it will read back from JSON (tuples become lists).
-    `zoom` is `ZoomConfig.to_dict()`; its frame count is stored on its own as ``frames``."""
+    `zoom` is `ZoomConfig.to_dict()`; its frame count is stored on its own as ``frames``.
+    `controls` is `dreamer.steer.Controls.to_dict()` (None: no controls)."""
     from .. import __version__
 
     zoom = dict(zoom)
@@ -46,6 +50,7 @@ def build_manifest(*, source: str, size: tuple[int, int], seed: int, video: int,
         "zoom": zoom,
         "frames": frames,
         "fps": fps,
+        "controls": dict(controls or {}),
     }
     return json.loads(json.dumps(data))
 
@@ -84,6 +89,7 @@ def resume_problem(old: dict[str, Any], new: dict[str, Any], done: int, ramped: 
         # the zoom settings are named by their own keys (zoom, rotate ...), the rest by their name
         prefix = "" if key == "zoom" and isinstance(old.get(key), dict) else key
         diffs.extend(differences(old.get(key), new.get(key), prefix))
+    diffs.extend(differences(old.get("controls") or {}, new.get("controls") or {}, "controls"))
     old_frames, new_frames = old.get("frames"), new["frames"]
     if old_frames != new_frames:
         if isinstance(old_frames, bool) or not isinstance(old_frames, int) or new_frames < old_frames or new_frames < done:

@@ -206,10 +206,11 @@ class ZoomSession:
     """Zoom videos made into files, with locks, resume and partial results (see the module
     docstring). `mode`: "new" (refuse existing outputs), "force" (replace dreamer's own
     earlier outputs) or "resume" (continue from the stored frames). `model` and `weights`
-    name the network (recorded and compared on resume)."""
+    name the network, `controls` the dream controls the frames are steered by
+    (`dreamer.steer.Controls.to_dict()`): recorded and compared on resume."""
 
     def __init__(self, jobs: Sequence[ZoomJob], *, model: str, weights: str, mode: Mode = "new",
-                 keep_frames: bool = False) -> None:
+                 keep_frames: bool = False, controls: dict | None = None) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not jobs:
@@ -219,6 +220,7 @@ class ZoomSession:
         self.weights = weights
         self.mode = mode
         self.keep_frames = keep_frames
+        self.controls = dict(controls or {})
         self.videos: list[VideoState] = []
         self._locks: list[OutputLock] = []
         self._open = False
@@ -363,7 +365,7 @@ class ZoomSession:
         manifest = build_manifest(
             source=video.job.source, size=tuple(video.job.start.shape[-2:]), seed=video.job.seed,
             video=video.job.index, model=self.model, weights=self.weights, zoom=video.job.config.to_dict(),
-            fps=video.job.fps,
+            fps=video.job.fps, controls=self.controls,
         )
         video.manifest = manifest
         if mode == "resume":
