@@ -352,7 +352,8 @@ class DreamConfig:
         _check_float("opacity_cost", self.opacity_cost, "a number >= 0 (0: no opacity channel)", low=0.0, strict=False)
         if self.opacity_cost > 0 and self.transforms != "crops":
             raise ConfigError(
-                "opacity_cost", self.opacity_cost, "0 unless transforms is crops (the views lay the image over backgrounds)"
+                "opacity_cost", self.opacity_cost, "0 unless transforms is crops (the views lay the image over backgrounds)",
+                hint="with other transforms, also set the opacity to 0 (--opacity 0)",
             )
         _check_choice("precision", self.precision, PRECISIONS)
         if self.tile is not None:
