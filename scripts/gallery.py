@@ -91,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
         failed += done.returncode != 0
         print(f"{name}: {status} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    out = args.out.resolve()
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out  # as typed from the repository
     table = "\n".join(
         [f"# Gallery ({args.model})", "", "Made by `python scripts/gallery.py --model " + args.model + "`.", "",
          "| picture | what | command |", "| --- | --- | --- |", *rows, "",
          "Made by other scripts: `classes.png`, the eight class presets (`OMP_NUM_THREADS=1 python "
-         f"scripts/quality.py --model {args.model} --sheet {args.out}/classes.png`; labels: robust p / held-out p), "
+         f"scripts/quality.py --model {args.model} --sheet {shown}/classes.png`; labels: robust p / held-out p), "
          "and `presets-preview.png` (`dreamer presets preview samples/chelsea.png --model "
-         f"{args.model} -o {args.out}/presets-preview.png`).", ""]
+         f"{args.model} -o {shown}/presets-preview.png`).", ""]
     )
     (args.out / "commands.md").write_text(table)
     return 1 if failed else 0
