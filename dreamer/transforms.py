@@ -170,7 +170,6 @@ def random_backgrounds(count: int, size: int, generator: torch.Generator) -> tor
     return torch.where(flat, colour.expand(count, 3, size, size), smooth)
 
 
-
 class RandomCrops:
     """`views` random square views of each image, each resampled to `size` x `size` pixels.
 
@@ -232,8 +231,9 @@ class RandomCrops:
             u = torch.rand(self.views, 5, generator=g, dtype=torch.float64)
             frac = self.side[0] + (self.side[1] - self.side[0]) * u[:, 0]
             side = frac * short
-            # the largest offset of the crop centre from the canvas centre that keeps it inside,
-            # in normalised coordinates (-1..1 spans the canvas)
+            # the largest offset of the crop centre from the canvas centre that keeps it inside
+            # (plus the margin `pad` on an RGBA canvas), in normalised coordinates (-1..1 spans
+            # the canvas, so `pad` of the side is 2 * pad there)
             room_x, room_y = 1.0 - side / w + 2 * self.pad, 1.0 - side / h + 2 * self.pad
             cx, cy = room_x * (2 * u[:, 1] - 1), room_y * (2 * u[:, 2] - 1)
             a = torch.deg2rad(self.angle * (2 * u[:, 3] - 1))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DreamerError, UsageError
-from .runner import Event, JobFailed, JobFinished, FrameDone, UnitResult, UnitStarted, failure_message
+from .runner import Event, FrameDone, JobFailed, UnitResult, UnitStarted, failure_message
 
 __all__ = ["VideoTask", "VideoUnit", "video_units", "run_videos", "stored_frames"]
 
