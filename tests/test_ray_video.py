@@ -174,3 +174,57 @@ def test_a_bad_input_fails_alone(cli, clips, tmp_path):
     assert len(read_frames(out / "c0.dream.frames")) == FRAMES
     assert len(read_frames(out / "c1.dream.frames")) == FRAMES
     assert not (out / "bad.dream.frames").exists()
+
+
+class HoldAfter:
+    """A frame loop that, before the frames seeded `seeds`, waits until the file `marker`
+    exists and then a moment more (a worker busy with a long frame while the driver is
+    interrupted: the stop reaches it before the frame is done)."""
+
+    def __init__(self, seeds: set[int], marker: str) -> None:
+        self.seeds, self.marker = seeds, marker
+
+    def __call__(self, images, network, config, seeds=None, **kwargs):
+        import time
+
+        from dreamer.loops import run_config
+
+        if self.seeds & set(seeds or ()):
+            waited = 0.0
+            while not os.path.exists(self.marker) and waited < 60:
+                time.sleep(0.02)
+                waited += 0.02
+            time.sleep(1.0)
+        return run_config(images, network, config, seeds=seeds, **kwargs)
+
+
+def test_ctrl_c_keeps_every_frame_and_resume_gives_the_same_videos(pool, clips, straight, tmp_path):
+    from dreamer.scale import RunInterrupted
+    from dreamer.scale.runner import FrameDone
+    from dreamer.zoom.feedback import frame_seed
+
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = tmp_path / "interrupted"
+    config = VideoConfig(dream=DreamConfig(octaves=1, steps=1, layers=("mixed3b",), seed=3))
+    jobs = [VideoJob(clip, out / f"c{i}.dream.frames") for i, clip in enumerate(clips)]
+    seen = set()
+
+    def interrupt(event, progress):
+        if isinstance(event, FrameDone) and event.frame == 1:
+            seen.add(event.job)
+        if seen == {0, 1} and not marker.exists():  # both wait before frame 2: interrupt once
+            marker.touch()
+            raise KeyboardInterrupt  # what Ctrl-C does to the driver
+
+    held = HoldAfter({frame_seed(3, 0, 2), frame_seed(3, 1, 2)}, str(marker))
+    with pytest.raises(RunInterrupted) as info:
+        run_videos(jobs, pool, config, dream=held, on_event=interrupt)
+    assert [j.status for j in info.value.report.jobs] == ["unfinished"] * 2
+    from dreamer.scale.video import stored_frames
+
+    kept = [stored_frames(job.output) for job in jobs]
+    assert all(2 <= k < FRAMES for k in kept), kept  # the frames made so far, in their stores
+    report = run_videos(jobs, pool, config, resume=True)
+    assert [j.status for j in report.jobs] == ["finished"] * 2
+    assert_same(out, straight)
