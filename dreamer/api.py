@@ -114,34 +114,9 @@ def dream(
 
 def _controls(guide: Any, mask: Any, keep_colors: bool, diversity: Any):
     """The `dreamer.steer.Controls` the keyword arguments ask for, or None when none is given."""
-    if guide is None and mask is None and not keep_colors and diversity is None:
-        return None
-    from .io import images
-    from .steer import Controls, Diversity, Guide, parse_diversity
+    from .steer import controls_from
 
-    def as_tensor(value: Any) -> torch.Tensor:
-        return images.from_pil(value) if images.is_pil(value) else value
-
-    guides = []
-    for g in guide if isinstance(guide, (list, tuple)) else ([] if guide is None else [guide]):
-        if isinstance(g, Guide):
-            guides.append(g)
-        elif isinstance(g, (str, os.PathLike)):
-            guides.append(Guide.load(g))
-        else:
-            guides.append(Guide(as_tensor(g), source="PIL image" if images.is_pil(g) else "tensor"))
-    mask_source = None
-    if isinstance(mask, (str, os.PathLike)):
-        from .masks import load_mask
-
-        mask, mask_source = load_mask(mask), os.fspath(mask)
-    elif mask is not None:
-        mask = as_tensor(mask)
-    if isinstance(diversity, str):
-        diversity = parse_diversity(diversity)
-    elif diversity is not None and not isinstance(diversity, Diversity):
-        diversity = Diversity(diversity)
-    return Controls(guides=tuple(guides), mask=mask, mask_source=mask_source, keep_colors=bool(keep_colors), diversity=diversity)
+    return controls_from(guide, mask, keep_colors, diversity)
 
 
 def noise(width: int, height: int, *, seed: int = 0, param: str = "pixel") -> torch.Tensor:

@@ -50,6 +50,8 @@ __all__ = [
     "check_controls",
     "finish",
     "dream",
+    "controls_from",
+    "steered_loop",
     "DIVERSITY_ROLE",
 ]
 
@@ -346,3 +348,48 @@ def dream(
         out = finish(out, images, controls)
     return out
 
+
+
+def controls_from(guide: Any = None, mask: Any = None, keep_colors: bool = False, diversity: Any = None) -> Controls | None:
+    """The `Controls` that the Python API's keyword arguments ask for, or None when none is given.
+
+    `guide`: an image (path, ``"path=W"`` is for the CLI; here a path, PIL image, tensor or
+    `Guide`) or a list of them; `mask`: a path, PIL image or tensor; `keep_colors`: a bool;
+    `diversity`: a weight, ``"LAYER=W"`` or a `Diversity`."""
+    if guide is None and mask is None and not keep_colors and diversity is None:
+        return None
+    from .io import images
+
+    def as_tensor(value: Any) -> torch.Tensor:
+        return images.from_pil(value) if images.is_pil(value) else value
+
+    guides = []
+    for g in guide if isinstance(guide, (list, tuple)) else ([] if guide is None else [guide]):
+        if isinstance(g, Guide):
+            guides.append(g)
+        elif isinstance(g, (str, os.PathLike)):
+            guides.append(Guide.load(g))
+        else:
+            guides.append(Guide(as_tensor(g), source="PIL image" if images.is_pil(g) else "tensor"))
+    mask_source = None
+    if isinstance(mask, (str, os.PathLike)):
+        from .masks import load_mask
+
+        mask, mask_source = load_mask(mask), os.fspath(mask)
+    elif mask is not None:
+        mask = as_tensor(mask)
+    if isinstance(diversity, str):
+        diversity = parse_diversity(diversity)
+    elif diversity is not None and not isinstance(diversity, Diversity):
+        diversity = Diversity(diversity)
+    return Controls(guides=tuple(guides), mask=mask, mask_source=mask_source, keep_colors=bool(keep_colors), diversity=diversity)
+
+
+def steered_loop(controls: Controls):
+    """A frame loop with `dreamer.loops.run_config`'s signature that dreams steered by
+    `controls` (for `zoom_frames`, `dream_videos` and the sessions' ``dream``)."""
+
+    def loop(images, network, config, **kwargs):
+        return dream(images, network, config, controls=controls, **kwargs)
+
+    return loop

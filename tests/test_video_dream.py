@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import dreamer
@@ -512,3 +513,24 @@ def test_cli_controls_steer_every_frame(clip, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(stored(tmp_path / "guided"), plain))
     code, text = run("video", clip, "-o", tmp_path / "bad", "--mask", tmp_path / "missing.png", *flags)
     assert code == 2 and "missing.png" in text and not (tmp_path / "bad").exists()
+
+
+def test_api_controls_steer_every_frame(clip, tmp_path, network):
+    """`dreamer.dream_video(..., keep_colors=True, mask=...)` as `dreamer.dream` takes them; the
+    controls are recorded, so a resume with other ones is refused."""
+    from dreamer.errors import UsageError
+
+    source = decode(clip)
+    kw = dict(network=network, layers=["mixed3b"], octaves=1, steps=2, step_size=6.0, end="4f", audio=False)
+    plain = stored(dreamer.dream_video(clip, tmp_path / "plain", **kw))  # frame folders: no encoder's chroma loss
+    kept = stored(dreamer.dream_video(clip, tmp_path / "kept", keep_colors=True, **kw))
+    drift = lambda frames: float(np.abs(_chroma(frames) - _chroma(source[: len(frames)])).mean())  # noqa: E731
+    assert drift(kept) < 0.3 * drift(plain), (drift(kept), drift(plain))
+    mask = torch.zeros(48, 48)
+    mask[:, 24:] = 1.0
+    out = tmp_path / "masked"
+    dreamer.dream_video(clip, out, mask=mask, **kw)
+    first = stored(out)[0]
+    np.testing.assert_array_equal(first[:, :24], source[0][:, :24])
+    with pytest.raises(UsageError, match="controls"):
+        dreamer.dream_video(clip, out, resume=True, **kw)  # the frames were masked; this run is not

@@ -182,14 +182,13 @@ def checked_dream(controls=None):
     """The loop every frame of a zoom or video is dreamed with (steered by `controls`: guide,
     mask, kept colours), refusing a frame with NaN/inf values (which would otherwise be stored
     as black) with the setting that likely caused it."""
-    from ..steer import Controls
-    from ..steer import dream as steered
+    from ..steer import Controls, steered_loop
     from .common import check_finite
 
-    controls = controls if controls is not None else Controls()
+    steered = steered_loop(controls if controls is not None else Controls())
 
     def dream(images, network, config, **kwargs):
-        out = steered(images, network, config, controls=controls, **kwargs)
+        out = steered(images, network, config, **kwargs)
         check_finite(out, config, what="a frame")
         return out
 

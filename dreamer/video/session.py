@@ -853,7 +853,8 @@ def _run(plans: list[_Plan], todo: list[_Plan], network, config: VideoConfig, *,
 
 
 def dream_video(input: str | os.PathLike, output: str | os.PathLike | None = None, *, network=None,
-                config: VideoConfig | None = None, **options: Any) -> Path:
+                config: VideoConfig | None = None, guide: Any = None, mask: Any = None, keep_colors: bool = False,
+                **options: Any) -> Path:
     """Dream one video file (or folder of numbered frames) into `output` (.mp4, .gif, .webp or a
     folder; default ``INPUT.dream.mp4`` beside it) and return the output path.
 
@@ -861,7 +862,8 @@ def dream_video(input: str | os.PathLike, output: str | os.PathLike | None = Non
     ``model="efficientnet-lite0"``) and ``flow``/``blend`` may also be given as keywords, resolved
     like the command line's flags (`DreamConfig.override`; naming nothing dreams the model's
     default layer). Other keywords are those of `dream_videos` (weights, device, start, end,
-    size, fps, audio, force, resume, progress, ...).
+    size, fps, audio, force, resume, progress, ...). `guide`, `mask` and `keep_colors` steer every
+    frame as in `dreamer.dream` (a path, PIL image or tensor; recorded and compared on resume).
 
     >>> import dreamer
     >>> dreamer.dream_video("clip.mp4", "clip.dream.mp4", layers=["mixed4c"], blend=0.8)
@@ -878,6 +880,12 @@ def dream_video(input: str | os.PathLike, output: str | os.PathLike | None = Non
         spec = _model(network).spec if network is not None and _model(network).spec else get_spec(dream.model)
         dream = dream.replace(layers=(spec.default_layer,), classes=())
     config = base.replace(dream=dream, **video_changes)
+    from ..steer import check_controls, controls_from, steered_loop
+
+    controls = controls_from(guide, mask, keep_colors)
+    if controls is not None:
+        check_controls(config.dream, controls)
+        options.update(dream=steered_loop(controls), controls=controls.to_dict())
     input = Path(input)
     output = Path(output) if output is not None else default_output(input)
     (result,) = dream_videos([VideoJob(input, output)], network, config, **options)
