@@ -89,7 +89,9 @@ def dream(
         raise TypeError(f"image must be a PIL image, a path or a tensor, not {type(image).__name__}")
     single = image.dim() == 3
     images_in = image.unsqueeze(0) if single else image
-    controls = _controls(guide, mask, keep_colors, diversity)
+    from .steer import controls_from
+
+    controls = controls_from(guide, mask, keep_colors, diversity)
     if batch is not None:
         from .errors import ConfigError
 
@@ -110,13 +112,6 @@ def dream(
     if as_pil:
         return images.to_pil(out[0])
     return out[0] if single else out
-
-
-def _controls(guide: Any, mask: Any, keep_colors: bool, diversity: Any):
-    """The `dreamer.steer.Controls` the keyword arguments ask for, or None when none is given."""
-    from .steer import controls_from
-
-    return controls_from(guide, mask, keep_colors, diversity)
 
 
 def noise(width: int, height: int, *, seed: int = 0, param: str = "pixel") -> torch.Tensor:

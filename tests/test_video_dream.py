@@ -475,10 +475,11 @@ def test_api_paths_in_path_out(clip, tmp_path, network):
 
 
 def _chroma(frames: list[np.ndarray]) -> np.ndarray:
-    """The Cb and Cr planes (BT.601) of uint8 RGB frames, as floats."""
-    x = np.stack(frames).astype(np.float64)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    return np.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b])
+    """The Cb and Cr planes (0-255 scale) of uint8 RGB frames, by the rule --keep-colors uses."""
+    from dreamer.colors import rgb_to_ycbcr
+
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).double() / 255.0
+    return (rgb_to_ycbcr(x)[:, 1:] * 255.0).numpy()
 
 
 def test_cli_controls_steer_every_frame(clip, tmp_path):

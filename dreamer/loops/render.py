@@ -101,7 +101,7 @@ def render(
     )
     optimizer = torch.optim.Adam(param.parameters(), lr=config.learning_rate)
     generators = make_generators(seeds)
-    views = _Views(config, generators, input_size(backend.network))
+    views = _Views(config, generators, input_size(backend.network), transparent=transparent)
 
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
@@ -156,9 +156,12 @@ class _Views:
 
     Calling it draws new transforms and returns a list of `config.views` batches (B,3,h,w),
     the j-th view of every image in the j-th; every draw comes from the image's own generator.
+    `transparent`: the images are RGBA, and the crops lay each view over a random background.
     """
 
-    def __init__(self, config: DreamConfig, generators: Sequence[torch.Generator], size: int) -> None:
+    def __init__(
+        self, config: DreamConfig, generators: Sequence[torch.Generator], size: int, *, transparent: bool = False
+    ) -> None:
         self.generators = generators
         self.jitter = config.jitter
         self.count = config.views
@@ -176,7 +179,7 @@ class _Views:
                 angle=T.CROP_ANGLE,
                 flip=T.CROP_FLIP,
                 noise=T.CROP_NOISE,
-                transparent=config.opacity_cost > 0,
+                transparent=transparent,
             )
             if config.transforms == "crops"
             else None
