@@ -24,6 +24,7 @@ __all__ = [
     "PRECISIONS",
     "parse_layer_target",
     "parse_class_target",
+    "hex_rgb",
 ]
 
 PARAMS = ("pixel", "fft")
@@ -33,6 +34,10 @@ MAX_VIEWS = 64
 #: Largest Fourier spectrum exponent (`decay`): beyond it an image has almost no fine detail left.
 MAX_DECAY = 4.0
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Largest crop side (fraction of the canvas's shorter side): above 1 a view sees the whole canvas
+#: from further away, which only a canvas with an opacity channel allows (transparent around it).
+MAX_CROP = 3.0
+_HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # module paths of custom networks may start with a digit ("2", "features.10"); "@deep" names a role
 # a neuron adds "@center" or "@X,Y" after its channel: mixed4c:97@center, mixed4c:97@0.25,0.5
@@ -228,12 +233,38 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_crop(value: Any) -> None:
-    allowed = "two fractions [low, high] of the canvas side with 0 < low <= high <= 1, e.g. [0.5, 1.0]"
+    allowed = (
+        "two fractions [low, high] of the canvas side with 0 < low <= high <= 1, e.g. [0.5, 1.0] "
+        f"(with an opacity channel high may reach {MAX_CROP:g}: views from further away)"
+    )
     ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
     )
-    if not ok or not 0.0 < value[0] <= value[1] <= 1.0:
+    if not ok or not 0.0 < value[0] <= value[1] <= MAX_CROP:
         raise ConfigError("crop", list(value) if isinstance(value, tuple) else value, allowed)
+
+
+def _check_backdrop(value: Any) -> tuple[str, ...]:
+    """The backdrop as a tuple of 0-2 lowercase "#rrggbb" colours; "A,B" text is split."""
+    allowed = 'one or two colours "#rrggbb" (two: a gradient from top to bottom), or none'
+    # text (a flag) may say "none" or list the colours with a comma
+    colours = value
+    if isinstance(colours, str):
+        text = colours.strip()
+        colours = [c.strip() for c in text.split(",")] if text and text.lower() != "none" else []
+    if not isinstance(colours, (tuple, list)) or len(colours) > 2:
+        raise ConfigError("backdrop", list(value) if isinstance(value, tuple) else value, allowed)
+    for c in colours:
+        if not isinstance(c, str) or not _HEX_RE.match(c):
+            raise ConfigError("backdrop", c, allowed, hint='e.g. "#5985bf,#8cb8f2" (a sky)')
+    return tuple(c.lower() for c in colours)
+
+
+def hex_rgb(colour: str) -> tuple[float, float, float]:
+    """ "#rrggbb" -> (r, g, b) in [0, 1]."""
+    if not isinstance(colour, str) or not _HEX_RE.match(colour):
+        raise ValueError(f"expected a colour '#rrggbb', got {colour!r}")
+    return tuple(int(colour[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -264,13 +295,20 @@ class DreamConfig:
     - ``opacity_cost`` > 0 (fft, transforms crops) gives the image an opacity channel: every view
       is laid over a random background and the mean opacity costs this much (in units of the
       objective), more towards the corners; what does not serve the objective fades to the grey
-      background, so an object stands alone (`dreamer.loops.render`).
+      background, so an object stands alone (`dreamer.loops.render`). With it, ``crop`` may go
+      above 1 (up to `MAX_CROP`): such a view sees the whole canvas small, transparent around
+      it, so the object must read from afar too (one object, not a canvas of its parts).
+    - ``backdrop`` (with ``opacity_cost``): one or two colours ``"#rrggbb"`` (two: a gradient from
+      top to bottom) the views lay the image over instead of random backgrounds (each view's
+      shifted a little, `dreamer.transforms.BACKDROP_JITTER`) and the result is laid over instead
+      of grey: the setting a class is read from (a sky for a parachute) is given, and the
+      opacity is spent on the object.
     - ``precision`` and ``tile`` decide how gradients are computed (`dreamer.backend`), in both
       loops: ``tile`` splits big images for objectives that are means over positions (layers).
 
     Fields only one loop reads: ``octaves``, ``octave_scale`` and ``step_size`` (pixel);
-    ``learning_rate``, ``decorrelate``, ``decay``, ``views``, ``crop``, ``grey_weight`` and
-    ``opacity_cost`` (fft). Everything else is used by both.
+    ``learning_rate``, ``decorrelate``, ``decay``, ``views``, ``crop``, ``grey_weight``,
+    ``opacity_cost`` and ``backdrop`` (fft). Everything else is used by both.
     """
 
     model: str = "googlenet"
@@ -292,6 +330,7 @@ class DreamConfig:
     blur: float = 0.0
     grey_weight: float = 0.0
     opacity_cost: float = 0.0
+    backdrop: tuple[str, ...] = ()
     precision: str = "auto"
     tile: int | None = None
     seed: int = 0
@@ -355,6 +394,18 @@ class DreamConfig:
                 "opacity_cost", self.opacity_cost, "0 unless transforms is crops (the views lay the image over backgrounds)",
                 hint="with other transforms, also set the opacity to 0 (--opacity 0)",
             )
+        if self.crop[1] > 1.0 and self.opacity_cost == 0:
+            raise ConfigError(
+                "crop", list(self.crop), "a high end <= 1 unless opacity_cost > 0 (only a canvas with an opacity "
+                "channel can be seen whole from further away)",
+                hint="give the opacity a price too (e.g. --opacity 8), or keep crops within the canvas",
+            )
+        object.__setattr__(self, "backdrop", _check_backdrop(self.backdrop))
+        if self.backdrop and self.opacity_cost == 0:
+            raise ConfigError(
+                "backdrop", ",".join(self.backdrop), "none unless opacity_cost > 0 (the backdrop shows where the image is clear)",
+                hint="give the opacity a price too (e.g. --opacity 8 --transforms crops --param fft)",
+            )
         _check_choice("precision", self.precision, PRECISIONS)
         if self.tile is not None:
             _check_int("tile", self.tile, 64, "an integer >= 64 (pixels), or unset for automatic")
@@ -365,10 +416,12 @@ class DreamConfig:
     def classic(self, **changes: Any) -> DreamConfig:
         """This config for the classic loop (``param = "pixel"``), e.g. for zoom and video frames,
         which are dreamed on rather than grown: what only the render loop can do is replaced by
-        its classic counterpart (``crops`` transforms by ``standard``, no opacity); the
-        objective is kept. `changes` are applied too."""
+        its classic counterpart (``crops`` transforms by ``standard``, no opacity, no backdrop,
+        crops within the canvas); the objective is kept. `changes` are applied too."""
         transforms = "standard" if self.transforms == "crops" else self.transforms
-        return self.replace(**{"param": "pixel", "transforms": transforms, "opacity_cost": 0.0, **changes})
+        crop = (min(self.crop[0], 1.0), min(self.crop[1], 1.0))
+        classic = {"param": "pixel", "transforms": transforms, "opacity_cost": 0.0, "backdrop": (), "crop": crop}
+        return self.replace(**{**classic, **changes})
 
     def replace(self, **changes: Any) -> DreamConfig:
         """A copy with some fields changed (validated again), exactly as given."""
@@ -396,7 +449,7 @@ class DreamConfig:
             value = getattr(self, f.name)
             if f.name in ("layers", "classes"):
                 value = [str(t) for t in value]
-            elif f.name == "crop":
+            elif f.name in ("crop", "backdrop"):
                 value = list(value)  # as JSON and TOML read it back
             out[f.name] = value
         return out

@@ -71,13 +71,16 @@ _COMMENTS = {
     '"crops" (fft: random square crops of the canvas at the model\'s input size, rotated, mirrored, noisy)',
     "learning_rate": "fft: Adam learning rate",
     "views": "fft: randomly transformed views of the image per step, their objectives averaged",
-    "crop": "fft, transforms crops: [low, high] side of a crop as a fraction of the canvas's shorter side",
+    "crop": "fft, transforms crops: [low, high] side of a crop as a fraction of the canvas's shorter side "
+    "(above 1, with opacity: the whole canvas seen from further away)",
     "decay": "fft: the Fourier image's spectrum falls as 1/frequency**decay (larger: coarser shapes)",
     "tv_weight": "total-variation penalty (smoother images), >= 0",
     "blur": "Gaussian blur sigma (pixels) of each step's gradient, >= 0",
     "grey_weight": "fft: penalty on the mean squared distance from mid-grey (tames burnt-out colours), >= 0",
     "opacity_cost": "fft, transforms crops: > 0 adds an opacity channel whose mean costs this much; "
     "what does not serve the objective fades to grey, the object stands alone",
+    "backdrop": 'with opacity: one or two colours "#rrggbb" (two: top to bottom) to lay the image over '
+    "instead of random backgrounds and grey, e.g. a sky",
     "precision": '"auto", "fp32", "bf16" or "fp16"',
     "tile": "tile size (pixels, >= 64) for huge images; unset: automatic",
     "seed": "random seed, >= 0",

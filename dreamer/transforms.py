@@ -156,6 +156,9 @@ CROP_PAD = 0.1
 #: A random background is drawn as a grid of colours this many times coarser than the view,
 #: upsampled smoothly (half of the backgrounds; the other half are one flat random colour).
 BACKGROUND_CELL = 8
+#: A backdrop (`backdrop_views`) is shifted by up to this much, per channel, in every view, so
+#: the object cannot lean on one exact colour of it.
+BACKDROP_JITTER = 0.1
 
 
 def random_backgrounds(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -168,6 +171,24 @@ def random_backgrounds(count: int, size: int, generator: torch.Generator) -> tor
     grid = torch.rand(count, 3, cells, cells, generator=generator)
     smooth = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
     return torch.where(flat, colour.expand(count, 3, size, size), smooth)
+
+
+def backdrop_image(colours: Sequence[Sequence[float]], height: int, width: int) -> torch.Tensor:
+    """(1,3,height,width) on the CPU: one RGB colour (in [0,1]) flat, or two as a vertical
+    gradient from the first (top row) to the second (bottom row)."""
+    if not 1 <= len(colours) <= 2:
+        raise ValueError(f"a backdrop is one or two colours, got {len(colours)}")
+    top = torch.tensor(colours[0], dtype=torch.float32).view(1, 3, 1, 1)
+    bottom = torch.tensor(colours[-1], dtype=torch.float32).view(1, 3, 1, 1)
+    t = torch.linspace(0.0, 1.0, height).view(1, 1, height, 1)
+    return (top + (bottom - top) * t).expand(1, 3, height, width).contiguous()
+
+
+def backdrop_views(colours: Sequence[Sequence[float]], count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` backgrounds (count,3,size,size) in [0,1] on the CPU: the backdrop `colours`
+    (`backdrop_image`) over the whole view, each shifted by U(±`BACKDROP_JITTER`) per channel."""
+    shift = BACKDROP_JITTER * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)
+    return (backdrop_image(colours, size, size) + shift).clamp(0.0, 1.0)
 
 
 class RandomCrops:
@@ -183,8 +204,10 @@ class RandomCrops:
     views it would see alone.
 
     With `transparent`, the canvases are RGBA (B,4,H,W): a crop may reach `CROP_PAD` of the
-    canvas side past its edges (transparent there) and each view is laid over its own random
-    background (`random_backgrounds`) before the noise.
+    canvas side past its edges (transparent there), `side` may go above 1 (the view sees the
+    whole canvas from further away, anywhere inside it) and each view is laid over its own
+    background before the noise: a random one (`random_backgrounds`), or the `backdrop`
+    colours (one or two RGB triples, `backdrop_views`).
 
     `draw(size_hw)` picks new views for canvases of (height, width); calling it applies them to
     a (B,3,H,W) batch (RGBA with `transparent`) and returns `views` tensors of (B,3,size,size),
@@ -203,11 +226,14 @@ class RandomCrops:
         flip: float = CROP_FLIP,
         noise: float = CROP_NOISE,
         transparent: bool = False,
+        backdrop: Sequence[Sequence[float]] = (),
     ) -> None:
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
-        if not 0.0 < side[0] <= side[1] <= 1.0:
-            raise ValueError(f"side must be a range within (0, 1], got {side}")
+        if not 0.0 < side[0] <= side[1] or (side[1] > 1.0 and not transparent):
+            raise ValueError(f"side must be a range within (0, 1] (above 1 only when transparent), got {side}")
+        if backdrop and not transparent:
+            raise ValueError("a backdrop needs transparent canvases")
         self.generators = list(generators)
         self.views = views
         self.side = (float(side[0]), float(side[1]))
@@ -217,6 +243,7 @@ class RandomCrops:
         self.noise = float(noise)
         self.transparent = bool(transparent)
         self.pad = CROP_PAD if transparent else 0.0
+        self.backdrop = [tuple(float(v) for v in c) for c in backdrop]
         self.backgrounds: list[torch.Tensor] | None = None  # per image (views, 3, size, size)
         self.thetas: torch.Tensor | None = None  # (B, views, 2, 3) sampling grids' affine maps
         self.sides: torch.Tensor | None = None  # (B, views) crop sides in canvas pixels
@@ -232,9 +259,11 @@ class RandomCrops:
             frac = self.side[0] + (self.side[1] - self.side[0]) * u[:, 0]
             side = frac * short
             # the largest offset of the crop centre from the canvas centre that keeps it inside
-            # (plus the margin `pad` on an RGBA canvas), in normalised coordinates (-1..1 spans
-            # the canvas, so `pad` of the side is 2 * pad there)
-            room_x, room_y = 1.0 - side / w + 2 * self.pad, 1.0 - side / h + 2 * self.pad
+            # (a crop larger than the canvas: that keeps the canvas inside the crop), plus the
+            # margin `pad` on an RGBA canvas, in normalised coordinates (-1..1 spans the canvas,
+            # so `pad` of the side is 2 * pad there)
+            room_x = (1.0 - side / w).abs() + 2 * self.pad
+            room_y = (1.0 - side / h).abs() + 2 * self.pad
             cx, cy = room_x * (2 * u[:, 1] - 1), room_y * (2 * u[:, 2] - 1)
             a = torch.deg2rad(self.angle * (2 * u[:, 3] - 1))
             mirror = torch.where(u[:, 4] < self.flip, -1.0, 1.0).to(torch.float64)
@@ -251,7 +280,9 @@ class RandomCrops:
             sides.append(side.float())
             if self.noise > 0:
                 noises.append(self.noise * torch.randn(self.views, 3, self.size, self.size, generator=g))
-            if self.transparent:
+            if self.backdrop:
+                backgrounds.append(backdrop_views(self.backdrop, self.views, self.size, g))
+            elif self.transparent:
                 backgrounds.append(random_backgrounds(self.views, self.size, g))
         self.thetas = torch.stack(thetas)
         self.backgrounds = backgrounds or None

@@ -27,6 +27,8 @@ CLASSES = ("ant", "measuring cup")
 SIZE, STEPS, VIEWS, SEED = 160, 48, 2, 0
 #: the same for the object recipe (opacity): two classes, and more steps, for the opacity to fade
 OBJECTS, OBJECT_STEPS = ("anemone fish", "ant"), 96
+#: the same for parachute's recipe (a sky backdrop, views from further away): two parachutes
+SKY, SKY_STEPS = ("parachute", "parachute"), 96
 
 
 def per_image_class(indices: list[int], node: str) -> Objective:
@@ -38,6 +40,13 @@ def per_image_class(indices: list[int], node: str) -> Objective:
         return logits[torch.arange(logits.shape[0]), chosen.to(logits.device)].float()
 
     return Objective(fn, [node], f"per-image logits {indices}", key=("per-image-logit", node, tuple(indices)))
+
+
+def _from_edges(out: torch.Tensor, background: torch.Tensor | float, band: int = 12) -> torch.Tensor:
+    """(B,) mean absolute distance of a band along the edges of `out` from `background`."""
+    d = (out - background).abs()
+    return torch.cat([d[..., :band, :].flatten(2), d[..., -band:, :].flatten(2),
+                      d[..., :, :band].flatten(2), d[..., :, -band:].flatten(2)], 2).mean((1, 2))
 
 
 def _render(lite0, recipe, classes, steps):
@@ -75,12 +84,29 @@ def test_object_renders_stand_alone_on_grey_and_are_their_class(lite0, lite1):
     _assert_is_the_class(lite0, lite1, out, indices, OBJECTS)
     # one object on the plain grey it was laid over: a band along the edges has faded to grey,
     # while the picture as a whole has not (the object is there, with its colours)
-    band = 12
-    edges = torch.cat([out[..., :band, :].flatten(2), out[..., -band:, :].flatten(2),
-                       out[..., :, :band].flatten(2), out[..., :, -band:].flatten(2)], 2)
-    from_grey = lambda x: (x - 0.5).abs().flatten(1).mean(1)  # noqa: E731
-    assert (from_grey(edges) < 0.02).all(), from_grey(edges).tolist()
-    assert (from_grey(out) > 0.05).all(), from_grey(out).tolist()
+    edges = _from_edges(out, 0.5)
+    assert (edges < 0.02).all(), edges.tolist()
+    from_grey = (out - 0.5).abs().flatten(1).mean(1)
+    assert (from_grey > 0.05).all(), from_grey.tolist()
+
+
+def test_a_parachute_grows_in_the_sky_of_its_backdrop(lite0, lite1):
+    """Parachute's recipe: views from 80 % of the canvas to 1.8 times it (the whole canvas seen
+    small), laid over a sky backdrop the result keeps. Two seeds: each is a parachute, and its
+    edges are the sky (measured: within 0.035 of it over seeds 0, 2 and 4; the whole picture
+    0.07-0.09 from it: the parachute is there)."""
+    from dreamer.config import hex_rgb
+    from dreamer.transforms import backdrop_image
+
+    recipe = load_preset("parachute", check=False).config
+    assert recipe.opacity_cost > 0 and recipe.backdrop and recipe.crop[1] > 1
+    start, out, indices = _render(lite0, recipe, SKY, SKY_STEPS)
+    _assert_is_the_class(lite0, lite1, out, indices, SKY)
+    sky = backdrop_image([hex_rgb(c) for c in recipe.backdrop], SIZE, SIZE)
+    edges = _from_edges(out, sky)
+    assert (edges < 0.05).all(), edges.tolist()
+    from_sky = (out - sky).abs().flatten(1).mean(1)
+    assert (from_sky > 0.05).all(), from_sky.tolist()
 
 
 # --- the evaluator ---------------------------------------------------------------------------

@@ -659,3 +659,114 @@ def test_grey_weight_tames_colours(network):
     wild = render(start, network, config)
     tame = render(start, network, config.replace(grey_weight=500.0))
     assert float((tame - 0.5).abs().mean()) < 0.7 * float((wild - 0.5).abs().mean())
+
+
+# --- backdrop and views from further away ------------------------------------------------------
+
+
+def test_a_backdrop_is_flat_or_a_gradient_and_its_views_shift_a_little():
+    sky = [(0.2, 0.4, 0.8), (0.6, 0.8, 1.0)]
+    image = T.backdrop_image(sky, 5, 7)
+    assert image.shape == (1, 3, 5, 7)
+    assert torch.allclose(image[0, :, 0, 3], torch.tensor(sky[0])) and torch.allclose(image[0, :, -1, 0], torch.tensor(sky[1]))
+    assert torch.allclose(image[0, :, 2, 0], (torch.tensor(sky[0]) + torch.tensor(sky[1])) / 2)  # halfway down
+    assert torch.equal(image[..., :1].expand_as(image), image)  # the same along every row
+    flat = T.backdrop_image([(0.1, 0.2, 0.3)], 4, 4)
+    assert torch.allclose(flat, torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+    with pytest.raises(ValueError):
+        T.backdrop_image([], 4, 4)
+    sky = [(0.2, 0.4, 0.8), (0.6, 0.8, 0.85)]  # within the jitter of 0 and 1: nothing clamped
+    views = T.backdrop_views(sky, 64, 16, torch.Generator().manual_seed(0))
+    assert torch.equal(views, T.backdrop_views(sky, 64, 16, torch.Generator().manual_seed(0)))
+    shift = views - T.backdrop_image(sky, 16, 16)
+    assert float(shift.abs().max()) <= T.BACKDROP_JITTER + 1e-6  # near the backdrop
+    assert torch.allclose(shift, shift[..., :1, :1].expand_as(shift), atol=1e-6)  # one shift per view and channel
+    assert float(shift[:, :, 0, 0].std()) > T.BACKDROP_JITTER / 4  # and the shifts differ
+
+
+def test_crops_over_a_backdrop_show_it_where_the_canvas_is_clear():
+    sky = [(0.2, 0.4, 0.8), (0.6, 0.8, 1.0)]
+    crops = _crops([0], views=3, size=24, noise=0.0, transparent=True, backdrop=sky)
+    for j, view in enumerate(crops(torch.zeros(1, 4, 48, 48))):
+        assert torch.allclose(view[0], crops.backgrounds[0][j], atol=1e-6)
+        assert float((view[0] - T.backdrop_image(sky, 24, 24)[0]).abs().max()) <= T.BACKDROP_JITTER + 1e-6
+    with pytest.raises(ValueError, match="transparent"):
+        _crops([0], backdrop=sky)
+
+
+def test_crops_larger_than_the_canvas_see_all_of_it_small():
+    """A crop of side 2 of an opaque red canvas shows the whole canvas at half the view's side,
+    a quarter of its area (a little less where it reaches past the margin), background around it."""
+    red = torch.zeros(1, 4, 64, 64)
+    red[:, 0] = 1.0
+    red[:, 3] = 1.0
+    crops = _crops([4], views=32, side=(2.0, 2.0), size=32, angle=0.0, flip=0.0, noise=0.0, transparent=True, backdrop=[(0.0, 0.0, 1.0)])
+    shares = []
+    for view in crops(red):
+        is_red = (view[0, 0] > 0.9) & (view[0, 2] < 0.2)
+        shares.append(float(is_red.float().mean()))
+        assert float(view[0, 2].amax()) > 0.85  # the backdrop is in every view
+    shares = torch.tensor(shares)
+    # a 16-pixel square in a 32-pixel view is 0.25 of it; its edge pixels blend with the backdrop
+    assert float(shares.max()) <= 0.27 and float(shares.min()) > 0.12
+    assert float(shares.median()) > 0.2  # mostly the whole canvas
+    with pytest.raises(ValueError, match="above 1 only when transparent"):
+        _crops([0], side=(0.5, 1.5))
+
+
+def test_backdrop_and_far_crops_are_validated():
+    from dreamer.errors import ConfigError
+
+    config = fft_config(transforms="crops", opacity_cost=5.0, crop=(0.8, 1.8), backdrop="#5985BF, #8cb8f2")
+    assert config.backdrop == ("#5985bf", "#8cb8f2")
+    assert DreamConfig.from_dict(config.to_dict()) == config
+    assert fft_config(transforms="crops", opacity_cost=5.0, backdrop="none").backdrop == ()
+    classic = config.classic()
+    assert classic.backdrop == () and classic.crop == (0.8, 1.0) and classic.opacity_cost == 0
+    for changes, field in [
+        (dict(backdrop="#5985bf"), "backdrop"),  # no opacity: nothing would show it
+        (dict(opacity_cost=5.0, backdrop="sky"), "backdrop"),
+        (dict(opacity_cost=5.0, backdrop=["#000000"] * 3), "backdrop"),
+        (dict(opacity_cost=5.0, backdrop=[1, 2, 3]), "backdrop"),
+        (dict(crop=(0.5, 1.5)), "crop"),  # no opacity: a view past the canvas would see nothing
+        (dict(opacity_cost=5.0, crop=(0.5, 3.5)), "crop"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            fft_config(transforms="crops", **changes)
+        assert info.value.field == field
+
+
+def test_an_opacity_render_fades_to_its_backdrop(network):
+    """With a backdrop, what does not serve the objective fades to the backdrop, not to grey."""
+    start = make_noise((64, 64), seed=0, amplitude=0.3)
+    config = fft_config(transforms="crops", views=2, steps=12, learning_rate=0.1, jitter=0, opacity_cost=50.0)
+    grey = render(start, network, config)
+    blue = render(start, network, config.replace(backdrop="#1020e0", crop=(0.5, 2.0)))
+    corners = lambda x: torch.cat([x[..., :8, :8], x[..., -8:, -8:]], -1).mean((2, 3))[0]  # noqa: E731
+    target = torch.tensor([0x10, 0x20, 0xE0]) / 255
+    assert float((corners(blue) - target).abs().max()) < 0.5 * float((corners(grey) - target).abs().max())
+    assert float((corners(blue) - target).abs().max()) < 0.15
+
+
+def test_cli_backdrop(tmp_path, monkeypatch, network):
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+    from dreamer.io.images import read_metadata
+    from dreamer.io.metadata import parse_metadata
+
+    monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
+    out = tmp_path / "ant.png"
+    base = ["run", "noise:64x64", "--class", "ant", "--param", "fft", "--transforms", "crops", "--steps", "1", "-q", "-o", str(out)]
+    result = CliRunner().invoke(main, [*base, "--opacity", "5", "--backdrop", "#5985bf,#8CB8F2"])
+    assert result.exit_code == 0, result.output
+    assert parse_metadata(read_metadata(out))["config"]["backdrop"] == ["#5985bf", "#8cb8f2"]
+    before = out.read_bytes()
+    for flags, words in [
+        (["--opacity", "5", "--backdrop", "skyblue"], "#rrggbb"),
+        (["--backdrop", "#5985bf"], "opacity_cost > 0"),
+    ]:
+        refused = CliRunner().invoke(main, [*base, *flags, "-f"])
+        assert refused.exit_code == 2 and "invalid --backdrop" in refused.output and words in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    assert out.read_bytes() == before  # nothing written over

@@ -36,6 +36,7 @@ _FLAG_FIELDS = {
     "tv": "tv_weight",
     "blur": "blur",
     "opacity": "opacity_cost",
+    "backdrop": "backdrop",
     "lr": "learning_rate",
     "precision": "precision",
     "tile": "tile",
@@ -129,7 +130,8 @@ def _dream_defaults() -> dict[str, Any]:
         "layer": f"the model's default layer ({', '.join(str(t) for t in d.layers)} on {d.model})",
         "octaves": d.octaves, "octave_scale": d.octave_scale,
         "steps": d.steps, "step_size": d.step_size, "jitter": d.jitter, "param": d.param,
-        "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "opacity": d.opacity_cost, "lr": d.learning_rate,
+        "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "opacity": d.opacity_cost,
+        "backdrop": ",".join(d.backdrop) or "none (random backgrounds, grey result)", "lr": d.learning_rate,
         "precision": d.precision, "tile": d.tile if d.tile is not None else "automatic", "seed": d.seed,
     }
 
@@ -199,6 +201,11 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
             "--opacity", type=FiniteFloat(min=0.0, max=MAX_OPACITY), metavar="W", show_default=show("opacity"),
             help="Price of opacity (fft, --transforms crops): what does not serve the objective fades "
             "to grey, leaving the object alone, as the class presets (0: off).",
+        ),
+        option(
+            "--backdrop", metavar="#RRGGBB[,#RRGGBB]", show_default=show("backdrop"),
+            help="With --opacity: the colour (two: a gradient from top to bottom) the image is laid "
+            "over while it grows and at the end, e.g. a sky '#5985bf,#8cb8f2'; none: random backgrounds.",
         ),
         option(
             "--lr", type=FiniteFloat(min=0.0, max=MAX_LR, min_open=True), metavar="X", show_default=show("lr"),

@@ -10,8 +10,8 @@ survive being moved a little are rewarded, which is what turns noise into recogn
 
 With ``opacity_cost`` the image also has an opacity channel: each view lays it over a random
 background and opacity has a price, so only what the objective needs stays opaque and the rest
-fades to the grey the result is laid over (`BACKGROUND`): one object alone rather than a canvas
-full of its parts (the transparency of Mordvintsev et al., "Differentiable Image
+fades to the grey the result is laid over (`BACKGROUND`), or to the ``backdrop`` the config
+names: one object alone rather than a canvas full of its parts (the transparency of Mordvintsev et al., "Differentiable Image
 Parameterizations", Distill 2018). Opacity costs more away from the centre (`OPACITY_CENTRE`),
 so the object is not cut by the canvas's edge.
 
@@ -28,7 +28,7 @@ import torch
 
 from .. import transforms as T
 from ..backend import prepare
-from ..config import DreamConfig
+from ..config import DreamConfig, hex_rgb
 from ..objectives import Objective, build_objective
 from .common import Progress, ProgressFn, check_batch, check_size, make_generators, total_variation
 from .parameterization import composite, make_parameterization
@@ -80,7 +80,7 @@ def render(
     (pixels); `config.grey_weight` adds that times the mean squared distance from mid-grey to
     the loss. `config.opacity_cost` > 0 adds an opacity channel (starting opaque): the views lay
     the image over random backgrounds and `opacity_penalty` is added to the loss; the result is
-    laid over `BACKGROUND`. Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`;
+    laid over `BACKGROUND` (or over `config.backdrop`, which the views use too). Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`;
     `octaves`, `octave_scale` and `step_size` belong to the classic loop.
 
     Returns a new (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one
@@ -130,7 +130,9 @@ def render(
             progress(Progress(0, 1, step, config.steps, step + 1, config.steps, score))
 
     with torch.no_grad():
-        return composite(param().float(), BACKGROUND).clamp(0.0, 1.0)
+        h, w = start.shape[-2:]
+        backdrop = T.backdrop_image(views.backdrop, h, w).to(start.device) if views.backdrop else BACKGROUND
+        return composite(param().float(), backdrop).clamp(0.0, 1.0)
 
 
 def opacity_penalty(alpha: torch.Tensor) -> torch.Tensor:
@@ -156,7 +158,8 @@ class _Views:
 
     Calling it draws new transforms and returns a list of `config.views` batches (B,3,h,w),
     the j-th view of every image in the j-th; every draw comes from the image's own generator.
-    `transparent`: the images are RGBA, and the crops lay each view over a random background.
+    `transparent`: the images are RGBA, and the crops lay each view over a random background
+    or `backdrop` (`config.backdrop` as RGB triples).
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class _Views:
         self.generators = generators
         self.jitter = config.jitter
         self.count = config.views
+        self.backdrop = [hex_rgb(c) for c in config.backdrop]
         self.standard = (
             [T.standard_transform(generators, config.jitter) for _ in range(config.views)]
             if config.transforms == "standard"
@@ -180,6 +184,7 @@ class _Views:
                 flip=T.CROP_FLIP,
                 noise=T.CROP_NOISE,
                 transparent=transparent,
+                backdrop=self.backdrop,
             )
             if config.transforms == "crops"
             else None
