@@ -432,10 +432,15 @@ class DreamConfig:
 
         Like `replace`, except for the objective: naming only ``layers`` drops the classes and
         naming only ``classes`` drops the layers, so ``override(classes=["banana"])`` grows a
-        banana, not a banana on top of the default layer. The CLI's flags, presets and the
-        Python API all resolve this way.
+        banana, not a banana on top of the default layer; and turning the opacity off
+        (``opacity_cost=0``) also drops what only an opacity channel allows, unless given too:
+        the ``backdrop``, and ``crop`` above 1 (cut to 1), so ``--opacity 0`` works on any preset.
+        The CLI's flags, presets and the Python API all resolve this way.
         """
         changes = dict(changes)
+        if changes.get("opacity_cost") == 0 and self.opacity_cost > 0:
+            changes.setdefault("backdrop", ())
+            changes.setdefault("crop", (min(self.crop[0], 1.0), min(self.crop[1], 1.0)))
         if "classes" in changes and "layers" not in changes:
             changes["layers"] = ()
         if "layers" in changes and "classes" not in changes:

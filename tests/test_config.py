@@ -193,6 +193,17 @@ def test_override_names_the_whole_objective():
     assert base.replace(classes=("banana",)).layers == (LayerTarget("mixed4c"),)
 
 
+def test_turning_the_opacity_off_drops_what_only_opacity_allows():
+    sky = DreamConfig(param="fft", transforms="crops", opacity_cost=8.0, crop=(0.8, 1.8), backdrop="#5985bf,#8cb8f2",
+                      classes=("parachute",), layers=())
+    plain = sky.override(opacity_cost=0.0)
+    assert plain.opacity_cost == 0 and plain.backdrop == () and plain.crop == (0.8, 1.0)
+    assert sky.override(opacity_cost=0.0, crop=(0.3, 0.6)).crop == (0.3, 0.6)  # what is given stays
+    assert sky.override(opacity_cost=2.0) == sky.replace(opacity_cost=2.0)  # a new price keeps both
+    with pytest.raises(ConfigError, match="backdrop"):
+        sky.override(opacity_cost=0.0, backdrop="#000000")  # asked for both: a clear error
+
+
 def test_classic_keeps_the_objective_and_drops_what_only_a_render_does():
     render = DreamConfig(param="fft", transforms="crops", opacity_cost=8.0, grey_weight=50.0, views=4,
                          classes=("banana",), layers=())

@@ -770,3 +770,9 @@ def test_cli_backdrop(tmp_path, monkeypatch, network):
         assert refused.exit_code == 2 and "invalid --backdrop" in refused.output and words in refused.output, refused.output
         assert "Traceback" not in refused.output
     assert out.read_bytes() == before  # nothing written over
+    # a preset with a backdrop and far views: --opacity 0 turns all three off (nothing else to give)
+    plain = tmp_path / "plain.png"
+    result = CliRunner().invoke(main, ["run", "noise:64x64", "--preset", "parachute", "--opacity", "0", "--steps", "1", "-q", "-o", str(plain)])
+    assert result.exit_code == 0, result.output
+    config = parse_metadata(read_metadata(plain))["config"]
+    assert config["opacity_cost"] == 0 and config["backdrop"] == [] and config["crop"] == [0.8, 1.0]
