@@ -37,7 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Largest crop side (fraction of the canvas's shorter side): above 1 a view sees the whole canvas
 #: from further away, which only a canvas with an opacity channel allows (transparent around it).
 MAX_CROP = 3.0
-_HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+_HEX_RE = re.compile(r"#[0-9a-fA-F]{6}")  # whole strings only: fullmatch
 
 # module paths of custom networks may start with a digit ("2", "features.10"); "@deep" names a role
 # a neuron adds "@center" or "@X,Y" after its channel: mixed4c:97@center, mixed4c:97@0.25,0.5
@@ -255,14 +255,14 @@ def _check_backdrop(value: Any) -> tuple[str, ...]:
     if not isinstance(colours, (tuple, list)) or len(colours) > 2:
         raise ConfigError("backdrop", list(value) if isinstance(value, tuple) else value, allowed)
     for c in colours:
-        if not isinstance(c, str) or not _HEX_RE.match(c):
+        if not isinstance(c, str) or not _HEX_RE.fullmatch(c):
             raise ConfigError("backdrop", c, allowed, hint='e.g. "#5985bf,#8cb8f2" (a sky)')
     return tuple(c.lower() for c in colours)
 
 
 def hex_rgb(colour: str) -> tuple[float, float, float]:
     """ "#rrggbb" -> (r, g, b) in [0, 1]."""
-    if not isinstance(colour, str) or not _HEX_RE.match(colour):
+    if not isinstance(colour, str) or not _HEX_RE.fullmatch(colour):
         raise ValueError(f"expected a colour '#rrggbb', got {colour!r}")
     return tuple(int(colour[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
 
@@ -403,7 +403,8 @@ class DreamConfig:
         object.__setattr__(self, "backdrop", _check_backdrop(self.backdrop))
         if self.backdrop and self.opacity_cost == 0:
             raise ConfigError(
-                "backdrop", ",".join(self.backdrop), "none unless opacity_cost > 0 (the backdrop shows where the image is clear)",
+                "backdrop", ",".join(self.backdrop),
+                "none unless opacity_cost > 0 (the backdrop shows where the image is clear)",
                 hint="give the opacity a price too (e.g. --opacity 8 --transforms crops --param fft)",
             )
         _check_choice("precision", self.precision, PRECISIONS)

@@ -190,7 +190,9 @@ def backdrop_image(colours: Sequence[Sequence[float]], height: int, width: int) 
     return (top + (bottom - top) * t).expand(1, 3, height, width).contiguous()
 
 
-def backdrop_views(colours: Sequence[Sequence[float]], count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def backdrop_views(
+    colours: Sequence[Sequence[float]], count: int, size: int, generator: torch.Generator
+) -> torch.Tensor:
     """`count` backgrounds (count,3,size,size) in [0,1] on the CPU: the backdrop `colours`
     (`backdrop_image`) over the whole view, each shifted by U(±`BACKDROP_JITTER`) per channel."""
     shift = BACKDROP_JITTER * (2 * torch.rand(count, 3, 1, 1, generator=generator) - 1)

@@ -11,9 +11,9 @@ survive being moved a little are rewarded, which is what turns noise into recogn
 With ``opacity_cost`` the image also has an opacity channel: each view lays it over a random
 background and opacity has a price, so only what the objective needs stays opaque and the rest
 fades to the grey the result is laid over (`BACKGROUND`), or to the ``backdrop`` the config
-names: one object alone rather than a canvas full of its parts (the transparency of Mordvintsev et al., "Differentiable Image
-Parameterizations", Distill 2018). Opacity costs more away from the centre (`OPACITY_CENTRE`),
-so the object is not cut by the canvas's edge.
+names: one object alone rather than a canvas full of its parts (the transparency of Mordvintsev
+et al., "Differentiable Image Parameterizations", Distill 2018). Opacity costs more away from
+the centre (`OPACITY_CENTRE`), so the object is not cut by the canvas's edge.
 
 The network's part of each gradient comes from a `PreparedNetwork` (fast path, CUDA graphs,
 tiling for tileable objectives), like the classic loop's; the transforms and the
@@ -80,8 +80,9 @@ def render(
     (pixels); `config.grey_weight` adds that times the mean squared distance from mid-grey to
     the loss. `config.opacity_cost` > 0 adds an opacity channel (starting opaque): the views lay
     the image over random backgrounds and `opacity_penalty` is added to the loss; the result is
-    laid over `BACKGROUND` (or over `config.backdrop`, which the views use too). Also uses `decorrelate`, `decay`, `precision`, `tile` and `seed`;
-    `octaves`, `octave_scale` and `step_size` belong to the classic loop.
+    laid over `BACKGROUND` (or over `config.backdrop`, which the views use too). Also uses
+    `decorrelate`, `decay`, `precision`, `tile` and `seed`; `octaves`, `octave_scale` and
+    `step_size` belong to the classic loop.
 
     Returns a new (B,3,H,W) float32 tensor in [0,1] on the network's device. `seeds` gives one
     seed per image (default `config.seed` for all); each image depends only on its own seed.
