@@ -398,7 +398,7 @@ class DreamConfig:
             raise ConfigError(
                 "crop", list(self.crop), "a high end <= 1 unless opacity_cost > 0 (only a canvas with an opacity "
                 "channel can be seen whole from further away)",
-                hint="give the opacity a price too (e.g. --opacity 8), or keep crops within the canvas",
+                hint="give the opacity a price too (e.g. --opacity 8), or keep crops within the canvas (e.g. --crop 0.5,1.0)",
             )
         object.__setattr__(self, "backdrop", _check_backdrop(self.backdrop))
         if self.backdrop and self.opacity_cost == 0:

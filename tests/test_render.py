@@ -776,3 +776,32 @@ def test_cli_backdrop(tmp_path, monkeypatch, network):
     assert result.exit_code == 0, result.output
     config = parse_metadata(read_metadata(plain))["config"]
     assert config["opacity_cost"] == 0 and config["backdrop"] == [] and config["crop"] == [0.8, 1.0]
+
+
+def test_cli_render_settings(tmp_path, monkeypatch, network):
+    """--views, --crop, --decay and --grey set the render's fields (recorded in the metadata);
+    a malformed or out-of-range value is exit 2 naming the flag, and nothing is written."""
+    from click.testing import CliRunner
+
+    from dreamer.cli import main
+    from dreamer.io.images import read_metadata
+    from dreamer.io.metadata import parse_metadata
+
+    monkeypatch.setattr("dreamer.cli.run.open_network", lambda *a, **k: network)
+    out = tmp_path / "ant.png"
+    base = ["run", "noise:64x64", "--class", "ant", "--param", "fft", "--transforms", "crops", "--steps", "1", "-q", "-o", str(out)]
+    flags = ["--views", "3", "--crop", "0.4,1.6", "--opacity", "2", "--decay", "1.25", "--grey", "30"]
+    result = CliRunner().invoke(main, [*base, *flags])
+    assert result.exit_code == 0, result.output
+    config = parse_metadata(read_metadata(out))["config"]
+    assert (config["views"], config["crop"], config["decay"], config["grey_weight"]) == (3, [0.4, 1.6], 1.25, 30.0)
+    before = out.read_bytes()
+    for bad, words in [
+        (["--crop", "0.5"], "--crop"), (["--crop", "a,b"], "--crop"), (["--crop", "0.9,0.5"], "invalid --crop"),
+        (["--crop", "0.5,1.5"], "opacity_cost > 0"), (["--views", "0"], "--views"), (["--views", "65"], "--views"),
+        (["--decay", "5"], "--decay"), (["--grey", "-1"], "--grey"), (["--grey", "nan"], "--grey"),
+    ]:
+        refused = CliRunner().invoke(main, [*base, *bad, "-f"])
+        assert refused.exit_code == 2 and words in refused.output, (bad, refused.output)
+        assert "Traceback" not in refused.output
+    assert out.read_bytes() == before

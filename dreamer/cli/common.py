@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..config import MAX_DECAY, MAX_VIEWS
 from ..errors import DreamerError, OutputError, UsageError, WeightsError
 
 __all__ = [
@@ -37,6 +38,10 @@ _FLAG_FIELDS = {
     "blur": "blur",
     "opacity": "opacity_cost",
     "backdrop": "backdrop",
+    "views": "views",
+    "crop": "crop",
+    "decay": "decay",
+    "grey": "grey_weight",
     "lr": "learning_rate",
     "precision": "precision",
     "tile": "tile",
@@ -98,6 +103,26 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+class FloatPair(click.ParamType):
+    """Two numbers "LOW,HIGH" (e.g. --crop 0.5,1.5) -> a (low, high) tuple; the range is the config's to check."""
+
+    name = "low,high"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split(",")
+        try:
+            pair = tuple(float(p) for p in parts)
+        except ValueError:
+            pair = ()
+        if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+            self.fail(f"{value!r} is not two numbers LOW,HIGH (e.g. 0.5,1.0)", param, ctx)
+        return pair
+
+
 class Seed(click.IntRange):
     """A random seed: an integer from 0 to 2**64-1 (torch's limit); help does not spell the range out."""
 
@@ -132,6 +157,7 @@ def _dream_defaults() -> dict[str, Any]:
         "steps": d.steps, "step_size": d.step_size, "jitter": d.jitter, "param": d.param,
         "transforms": d.transforms, "tv": d.tv_weight, "blur": d.blur, "opacity": d.opacity_cost,
         "backdrop": ",".join(d.backdrop) or "none (random backgrounds, grey result)", "lr": d.learning_rate,
+        "views": d.views, "crop": ",".join(f"{v:g}" for v in d.crop), "decay": d.decay, "grey": d.grey_weight,
         "precision": d.precision, "tile": d.tile if d.tile is not None else "automatic", "seed": d.seed,
     }
 
@@ -210,6 +236,23 @@ def dream_options(f: Callable | None = None, /, **defaults: Any) -> Callable:
         option(
             "--lr", type=FiniteFloat(min=0.0, max=MAX_LR, min_open=True), metavar="X", show_default=show("lr"),
             help="Learning rate of the fft parameterisation.",
+        ),
+        option(
+            "--views", type=click.IntRange(min=1, max=MAX_VIEWS), metavar="N", show_default=show("views"),
+            help="fft: randomly transformed views of the image per step, their objectives averaged.",
+        ),
+        option(
+            "--crop", type=FloatPair(), metavar="LOW,HIGH", show_default=show("crop"),
+            help="fft, --transforms crops: side of a crop as a fraction of the canvas's shorter side; "
+            "above 1 (with --opacity) the whole canvas is seen small, as the class presets.",
+        ),
+        option(
+            "--decay", type=FiniteFloat(min=0.0, max=MAX_DECAY), metavar="X", show_default=show("decay"),
+            help="fft: the Fourier image's spectrum falls as 1/frequency**X (larger: coarser shapes).",
+        ),
+        option(
+            "--grey", type=FiniteFloat(min=0.0, max=MAX_TV), metavar="W", show_default=show("grey"),
+            help="fft: pull towards mid-grey (tames burnt-out colours).",
         ),
         option(
             "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), show_default=show("precision"),
