@@ -349,7 +349,6 @@ def dream(
     return out
 
 
-
 def controls_from(guide: Any = None, mask: Any = None, keep_colors: bool = False, diversity: Any = None) -> Controls | None:
     """The `Controls` that the Python API's keyword arguments ask for, or None when none is given.
 

@@ -6,9 +6,9 @@ and the photo presets on a sample photo, each scored by `dreamer.quality`.
         [--set opacity_cost=6 --set views=4 ...]
 
 Every preset runs at its full settings (start, size, steps, seed) on `--model`; `--set
-FIELD=VALUE` changes a setting of every preset (a JSON value, e.g. `crop=[0.5,1.0]`), to
-measure a change to the recipe before writing it into the presets. For each
-picture the table gives
+FIELD=VALUE` changes a setting of every preset (a JSON value, e.g. `crop=[0.5,1.0]`; resolved
+like a flag, `DreamConfig.override`: `opacity_cost=0` also drops a backdrop), to measure a
+change to the recipe before writing it into the presets. For each picture the table gives
 
 - robust p: the probability of its class by `--model`, averaged over 32 random views (crops of
   60-100 % of the area, rotations up to 15 degrees, mirroring, blur; `dreamer.quality.robust_p`);
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for name in names:
         preset = for_model(load_preset(name), args.model)
-        config = preset.config.replace(**changes) if changes else preset.config
+        config = preset.config.override(**changes)  # resolved as the command line's flags are
         t0 = time.time()
         if name in PHOTO_PRESETS:
             image = run_config(photo, net, config).cpu()

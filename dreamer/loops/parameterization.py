@@ -96,8 +96,8 @@ class Parameterization:
         raise NotImplementedError
 
     def __call__(self) -> torch.Tensor:
-        """The images, (B,C,H,W) float32 in [0,1] (C = 3, or 4 with opacity), differentiable with
-    respect to `parameters`."""
+        """The images, (B,C,H,W) float32 in [0,1] (C = 3, or 4 with opacity), differentiable
+        with respect to `parameters`."""
         return torch.sigmoid(self.logits())
 
 

