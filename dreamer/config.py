@@ -420,9 +420,13 @@ class DreamConfig:
         its classic counterpart (``crops`` transforms by ``standard``, no opacity, no backdrop,
         crops within the canvas); the objective is kept. `changes` are applied too."""
         transforms = "standard" if self.transforms == "crops" else self.transforms
-        crop = (min(self.crop[0], 1.0), min(self.crop[1], 1.0))
-        classic = {"param": "pixel", "transforms": transforms, "opacity_cost": 0.0, "backdrop": (), "crop": crop}
+        classic = {"param": "pixel", "transforms": transforms, **self._opaque()}
         return self.replace(**{**classic, **changes})
+
+    def _opaque(self) -> dict[str, Any]:
+        """The changes that turn the opacity channel off: no price, no backdrop, and crops cut
+        to the canvas (a view past it would see nothing)."""
+        return {"opacity_cost": 0.0, "backdrop": (), "crop": (min(self.crop[0], 1.0), min(self.crop[1], 1.0))}
 
     def replace(self, **changes: Any) -> DreamConfig:
         """A copy with some fields changed (validated again), exactly as given."""
@@ -440,8 +444,7 @@ class DreamConfig:
         """
         changes = dict(changes)
         if changes.get("opacity_cost") == 0 and self.opacity_cost > 0:
-            changes.setdefault("backdrop", ())
-            changes.setdefault("crop", (min(self.crop[0], 1.0), min(self.crop[1], 1.0)))
+            changes = {**self._opaque(), **changes}
         if "classes" in changes and "layers" not in changes:
             changes["layers"] = ()
         if "layers" in changes and "classes" not in changes:
